@@ -70,7 +70,11 @@ fn sample_communes_agree_with_the_cog() {
         let commune = r.commune(&code).unwrap_or_else(|| panic!("{code}"));
         // The sample shortens arrondissements' names ("Paris 11e" for "Paris 11e Arrondissement").
         let name = c["nom"].as_str().expect("nom");
-        assert!(commune.name.starts_with(name), "{code}: {} vs {name}", commune.name);
+        assert!(
+            commune.name.starts_with(name),
+            "{code}: {} vs {name}",
+            commune.name
+        );
         let dep = format!("{:02}", c["departement"].as_u64().expect("departement"));
         assert_eq!(commune.departement, dep);
         let reg = format!("{:02}", c["region"].as_u64().expect("region"));
