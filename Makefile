@@ -1,0 +1,79 @@
+# socle: developer entry points. Everything runs on this machine (no Docker):
+# deploy/local/ installs and runs Kafka and PostgreSQL, daemon.sh runs socle's own processes.
+#   make up            start everything and load the demo data
+#   make down          stop everything (make down PURGE=1 also deletes .local/)
+#   make test          the whole test suite, starting what it needs
+# Addresses and ports come from deploy/local/env.sh (override them in your environment).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+LOCAL  := deploy/local
+DAEMON := $(LOCAL)/daemon.sh
+WAIT   := $(LOCAL)/wait-http.sh
+LOGS   := $(or $(SOCLE_DATA),$(CURDIR)/.local)/logs
+SOCLE  := target/debug/socle
+# Prefix for recipe lines that need the SOCLE__* variables (only sets what is not already set).
+ENV    := . $(LOCAL)/env.sh &&
+
+.PHONY: help up down test fmt lint status logs stack-up build registry check-compose
+
+help:
+	@echo "make up               start Kafka, PostgreSQL, the registry and socle; load the demo"
+	@echo "make down [PURGE=1]   stop everything (PURGE=1 also deletes the local data)"
+	@echo "make test             fmt check, clippy, all tests against the real services"
+	@echo "make fmt | lint       format the code | fmt check + clippy"
+	@echo "make status | logs    what runs | the end of every log in $(LOGS)"
+
+stack-up:
+	$(LOCAL)/stack.sh up
+
+build:
+	cargo build --bin socle
+
+# The schema registry (socle registry), restarted so that it runs the binary just built.
+registry: stack-up build
+	$(ENV) $(DAEMON) restart registry -- $(SOCLE) registry
+	$(ENV) $(WAIT) "$$SOCLE__REGISTRY__URL/subjects" 60 $(LOGS)/registry.log
+
+# lead: check the socle subcommands below against crates/socle-cli.
+up: registry
+	$(ENV) $(SOCLE) admin topics apply
+	$(ENV) $(DAEMON) restart socle -- $(SOCLE) all
+	$(ENV) $(WAIT) "http://$$SOCLE__API__LISTEN/health" 90 $(LOGS)/socle.log
+	$(ENV) $(SOCLE) demo load
+	@$(ENV) echo; \
+	echo "socle is up."; \
+	echo "  API:           http://$$SOCLE__API__LISTEN  (registry: $$SOCLE__REGISTRY__URL)"; \
+	echo "  read a person: curl -s http://$$SOCLE__API__LISTEN/persons/DEMO-ID   # lead: demo id and auth headers"; \
+	echo "  access trail:  $(SOCLE) audit tail"; \
+	echo "  logs:          $(LOGS)   stop: make down"
+
+down:
+	$(DAEMON) stop --all
+	$(LOCAL)/stack.sh down $(if $(PURGE),--purge)
+
+# lead: the tests read the SOCLE__* variables exported by env.sh.
+test: check-compose
+	cargo fmt --all -- --check
+	$(MAKE) --no-print-directory registry
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(ENV) cargo test --workspace
+	$(ENV) cargo test -p socle-it --features outage --test outage -- --test-threads=1
+
+check-compose:
+	python3 $(LOCAL)/check-compose.py
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+status:
+	@$(LOCAL)/stack.sh status || true
+
+logs:
+	@for f in $(LOGS)/*.log; do [[ -e "$$f" ]] || continue; echo "==== $$f"; tail -n 40 "$$f"; done
