@@ -236,3 +236,19 @@ fn synthetic_nirs_with_cog_birth_places_validate() {
     }
     assert_eq!(checked, 96);
 }
+
+#[test]
+fn every_reason_code_is_documented() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/events.md");
+    for code in validate::CODES {
+        let documented = doc.contains(&format!("`{code}`"))
+            || code
+                .strip_prefix("inclusion.")
+                .and_then(|c| c.strip_suffix(".unknown"))
+                .is_some_and(|list| {
+                    doc.contains("`inclusion.<list>.unknown`") && doc.contains(list)
+                });
+        assert!(documented, "{code} is not in docs/events.md");
+    }
+}

@@ -33,6 +33,50 @@ pub use territory::{
 /// `Result` with [`ValidationError`] as the default error.
 pub type Result<T, E = ValidationError> = std::result::Result<T, E>;
 
+/// Every code [`ValidationError::code`] can return, for documentation and for consumers that
+/// enumerate reasons (dead-letter dashboards, operators' mappings).
+pub const CODES: &[&str] = &[
+    "nir.length",
+    "nir.characters",
+    "nir.sex",
+    "nir.month",
+    "nir.departement",
+    "nir.commune",
+    "nir.order",
+    "nir.bad_key",
+    "nir.specimen",
+    "nir.birth_date_mismatch",
+    "siren.length",
+    "siren.characters",
+    "siren.bad_checksum",
+    "siret.length",
+    "siret.characters",
+    "siret.bad_checksum",
+    "siret.la_poste_checksum",
+    "siret.siren_bad_checksum",
+    "france_travail_id.format",
+    "cog.commune.format",
+    "cog.commune.unknown",
+    "cog.departement.format",
+    "cog.departement.unknown",
+    "cog.commune.not_in_departement",
+    "rome.format",
+    "rome.unknown",
+    "inclusion.thematique.unknown",
+    "inclusion.public.unknown",
+    "inclusion.frais.unknown",
+    "inclusion.mode_accueil.unknown",
+    "inclusion.mode_mobilisation.unknown",
+    "inclusion.personne_mobilisatrice.unknown",
+    "inclusion.reseau_porteur.unknown",
+    "inclusion.type_de_service.unknown",
+    "date.in_future",
+    "date.too_old",
+    "date.age_too_low",
+    "date.age_too_high",
+    "date.period_ends_before_start",
+];
+
 /// A value that breaks a business rule. Always the sender's fault: retrying cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -300,6 +344,16 @@ mod tests {
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ValidationError::code).collect();
         assert_eq!(codes.len(), all.len());
+        for c in &codes {
+            assert!(CODES.contains(c), "{c} missing from CODES");
+        }
+        for list in InclusionList::ALL {
+            assert!(CODES.contains(&list.code()), "{}", list.code());
+        }
+        let unique: std::collections::HashSet<_> = CODES.iter().collect();
+        assert_eq!(unique.len(), CODES.len());
+        // Every variant but NotInList has one code; NotInList has one per list.
+        assert_eq!(CODES.len(), all.len() - 2 + InclusionList::ALL.len());
         for c in codes {
             assert!(c.contains('.'), "{c}");
             assert!(
