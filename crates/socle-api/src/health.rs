@@ -1,0 +1,99 @@
+//! `/health` (ready only when Kafka, PostgreSQL and the registry answer, naming any that does
+//! not) and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::{AppState, PROBE_TIMEOUT};
+
+/// `GET /health`.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let (kafka, postgres, registry) = tokio::join!(
+        async {
+            socle_kafka::ping(&state.brokers, PROBE_TIMEOUT)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+        async {
+            tokio::time::timeout(PROBE_TIMEOUT, socle_store::ping(&state.pool))
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        },
+        probe_registry(&state),
+    );
+    health_response(&[
+        ("kafka", kafka),
+        ("postgres", postgres),
+        ("registry", registry),
+    ])
+}
+
+async fn probe_registry(state: &AppState) -> Result<(), String> {
+    let url = format!(
+        "{}/subjects",
+        state.codec.registry_url().trim_end_matches('/')
+    );
+    let response = state
+        .http
+        .get(url)
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", response.status()))
+    }
+}
+
+/// The health document for named check results: 200 when all pass, else 503 naming failures.
+pub fn health_response(checks: &[(&str, Result<(), String>)]) -> Response {
+    let ready = checks.iter().all(|(_, r)| r.is_ok());
+    let details: serde_json::Map<String, Value> = checks
+        .iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => json!({"ok": true}),
+                Err(e) => json!({"ok": false, "error": e}),
+            };
+            ((*name).to_owned(), v)
+        })
+        .collect();
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| *n)
+        .collect();
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "failing": failing,
+        "checks": details,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: the process's Prometheus metrics in text format.
+pub async fn metrics() -> Response {
+    let families = prometheus::gather();
+    match prometheus::TextEncoder::new().encode_to_string(&families) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => crate::Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics.encoding",
+            "Metrics unavailable",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}

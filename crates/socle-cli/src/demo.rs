@@ -1,0 +1,126 @@
+//! A small synthetic demo dataset: no real people, valid identifier keys.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use socle_domain::PersonIdentity;
+use socle_ingest::Registration;
+use uuid::Uuid;
+
+/// The id of the first demo person, printed by `make up`.
+pub const DEMO_PERSON: Uuid = Uuid::from_u128(0x0193_6b2a_5c00_7000_8000_0000_0000_0001);
+
+const FAMILY: [&str; 12] = [
+    "Lefort", "Marchand", "Aubry", "Perrin", "Caron", "Lemoine", "Barbier", "Renaud", "Colin",
+    "Vidal", "Garnier", "Rolland",
+];
+const GIVEN: [&str; 12] = [
+    "Camille", "Noah", "Lina", "Sacha", "Inès", "Malo", "Jade", "Rayan", "Zoé", "Eliott", "Maëlys",
+    "Nolan",
+];
+/// (commune, département) pairs from the INSEE COG.
+const PLACES: [(&str, &str); 6] = [
+    ("75056", "75"),
+    ("69123", "69"),
+    ("13055", "13"),
+    ("59350", "59"),
+    ("2A004", "2A"),
+    ("97411", "974"),
+];
+const OPERATORS: [&str; 3] = ["france-travail", "cap-emploi", "mission-locale"];
+
+/// The NIR key: 97 − (the 13 digits mod 97), Corsica 2A/2B counted as 19/18.
+pub fn nir_key(first13: &str) -> u64 {
+    let digits = first13.replace("2A", "19").replace("2B", "18");
+    let n: u64 = digits.parse().unwrap_or(0);
+    97 - n % 97
+}
+
+/// `prefix` followed by the check digit that makes it satisfy Luhn.
+fn with_luhn_digit(prefix: &str) -> String {
+    (0..10)
+        .map(|d| format!("{prefix}{d}"))
+        .find(|c| socle_domain::validate::luhn_valid(c))
+        .unwrap_or_else(|| format!("{prefix}0"))
+}
+
+/// A synthetic SIRET whose SIREN and SIRET keys are both valid (Luhn).
+pub fn synthetic_siret(siren8: u32, nic4: u32) -> String {
+    let siren = with_luhn_digit(&format!("{siren8:08}"));
+    with_luhn_digit(&format!("{siren}{nic4:04}"))
+}
+
+/// The `i`-th demo registration (deterministic).
+pub fn registration(i: usize) -> Registration {
+    let person_id = if i == 0 {
+        DEMO_PERSON
+    } else {
+        Uuid::from_u128(0x0193_6b2a_5c00_7000_8000_0000_0000_0000 + i as u128 + 1)
+    };
+    let (commune, departement) = PLACES[i % PLACES.len()];
+    let sex = 1 + (i % 2);
+    let year = 1970 + (i * 7) % 36;
+    let month = 1 + (i * 5) % 12;
+    let birth = NaiveDate::from_ymd_opt(year as i32, month as u32, 1 + (i % 28) as u32)
+        .unwrap_or(NaiveDate::MIN);
+    let dept2 = &commune[..2];
+    let first13 = format!(
+        "{sex}{:02}{month:02}{dept2}{}{:03}",
+        year % 100,
+        &commune[2..5],
+        1 + i % 999
+    );
+    let nir = format!("{first13}{:02}", nir_key(&first13));
+    let operator = OPERATORS[i % OPERATORS.len()];
+    let mut identity = PersonIdentity {
+        nir: Some(nir),
+        family_name: FAMILY[i % FAMILY.len()].to_owned(),
+        given_name: GIVEN[(i * 5) % GIVEN.len()].to_owned(),
+        birth_date: 0,
+        email: Some(format!("demo.{i}@example.invalid")),
+        phone: None,
+    };
+    identity.set_birth_date(birth);
+    let registered_on =
+        NaiveDate::from_ymd_opt(2026, 1 + (i % 10) as u32, 3).unwrap_or(NaiveDate::MIN);
+    Registration {
+        person_id,
+        operator: operator.to_owned(),
+        registering_organisation: synthetic_siret(90_000_100 + (i % 3) as u32, 1),
+        registered_on,
+        commune: commune.to_owned(),
+        departement: departement.to_owned(),
+        identity,
+        actor: Some("demo-loader".to_owned()),
+        occurred_at: Utc
+            .with_ymd_and_hms(2026, 1 + (i % 10) as u32, 3, 9, 0, 0)
+            .single()
+            .unwrap_or_else(Utc::now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socle_domain::validate::Nir;
+    use socle_domain::validate::Siret;
+
+    #[test]
+    fn demo_identifiers_have_valid_keys() {
+        for i in 0..200 {
+            let r = registration(i);
+            let nir = r.identity.nir.clone().expect("demo persons have a NIR");
+            let parsed = Nir::parse(&nir).unwrap_or_else(|e| panic!("demo NIR {nir}: {e}"));
+            let birth = r.identity.birth_date().expect("birth date in range");
+            parsed
+                .check_birth_date(birth)
+                .unwrap_or_else(|e| panic!("demo NIR {nir} vs {birth}: {e}"));
+            Siret::parse(&r.registering_organisation)
+                .unwrap_or_else(|e| panic!("demo SIRET {}: {e}", r.registering_organisation));
+        }
+    }
+
+    #[test]
+    fn the_first_demo_person_is_the_advertised_one() {
+        assert_eq!(registration(0).person_id, DEMO_PERSON);
+        assert_ne!(registration(1).person_id, DEMO_PERSON);
+    }
+}

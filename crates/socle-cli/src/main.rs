@@ -1,0 +1,554 @@
+//! `socle`: one binary, one subcommand per component.
+
+mod demo;
+mod settings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use socle_kafka::admin::{Applied, TopicsFile};
+use socle_kafka::tail::TrailReader;
+use socle_kafka::{AccessTrail, Codec, EventProducer};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::settings::Settings;
+
+/// socle, the shared data backbone of the public employment network.
+#[derive(Debug, Parser)]
+#[command(name = "socle", version, about)]
+struct Cli {
+    /// Configuration file overlaid on the built-in defaults (then SOCLE__... variables apply).
+    #[arg(long, global = true, env = "SOCLE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Confluent-compatible schema registry.
+    Registry,
+    /// Project the canonical topics into the PostgreSQL read models.
+    Project,
+    /// Serve the HTTP API.
+    Serve,
+    /// Run the registry, the projector and the API in one process (development).
+    All {
+        /// Use the registry at registry.url instead of starting one.
+        #[arg(long)]
+        no_registry: bool,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Load the synthetic demo dataset.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+    /// Publish events.
+    Produce {
+        #[command(subcommand)]
+        command: ProduceCommand,
+    },
+    /// Read the access trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Kafka topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create or update the topics declared in the topics file.
+    Apply {
+        /// Topics file (default: topics.file from the configuration).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Publish the demo persons and wait until they are readable.
+    Load {
+        /// How many persons.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// How long to wait for the projector, in seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProduceCommand {
+    /// Register a person (the personal fields are sealed with the person's key).
+    PersonRegistered(PersonArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PersonArgs {
+    /// Pseudonymous id (default: a new UUIDv7).
+    #[arg(long)]
+    person_id: Option<uuid::Uuid>,
+    /// france-travail, cap-emploi or mission-locale.
+    #[arg(long)]
+    operator: String,
+    /// SIRET of the registering organisation.
+    #[arg(long)]
+    organisation: String,
+    #[arg(long)]
+    family_name: String,
+    #[arg(long)]
+    given_name: String,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    birth_date: chrono::NaiveDate,
+    #[arg(long)]
+    nir: Option<String>,
+    /// INSEE commune code.
+    #[arg(long)]
+    commune: String,
+    /// INSEE département code.
+    #[arg(long)]
+    departement: String,
+    #[arg(long)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print the last entries of the access trail.
+    Tail {
+        /// How many entries per partition to start from.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        last: i64,
+        /// Keep printing new entries as they arrive.
+        #[arg(short, long)]
+        follow: bool,
+        /// One JSON document per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole cause chain, never a Debug dump.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref()).context("configuration")?;
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    match cli.command {
+        Command::Registry => run_registry(&settings, shutdown).await,
+        Command::Project => run_projector(&settings, shutdown).await,
+        Command::Serve => run_api(&settings, shutdown).await,
+        Command::All { no_registry } => run_all(settings, no_registry, shutdown).await,
+        Command::Admin {
+            command:
+                AdminCommand::Topics {
+                    command: TopicsCommand::Apply { file },
+                },
+        } => apply_topics(&settings, file).await,
+        Command::Demo {
+            command: DemoCommand::Load { count, wait },
+        } => load_demo(&settings, count, Duration::from_secs(wait)).await,
+        Command::Produce {
+            command: ProduceCommand::PersonRegistered(args),
+        } => produce_person(&settings, args).await,
+        Command::Audit {
+            command: AuditCommand::Tail { last, follow, json },
+        } => audit_tail(&settings, last, follow, json, shutdown).await,
+    }
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("shutdown requested");
+        shutdown.cancel();
+    });
+}
+
+async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
+        .await
+        .context("connecting to PostgreSQL (database.url)")?;
+    socle_store::migrate(&pool)
+        .await
+        .context("migrating the database")?;
+    Ok(pool)
+}
+
+fn codec(settings: &Settings) -> anyhow::Result<Arc<Codec>> {
+    Ok(Arc::new(
+        Codec::new(&settings.registry.url).context("schema registry client")?,
+    ))
+}
+
+async fn run_registry(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
+        .await
+        .context("connecting to PostgreSQL (database.url)")?;
+    let registry = socle_registry::Registry::new(pool)
+        .await
+        .context("starting the registry")?;
+    let listener = tokio::net::TcpListener::bind(settings.registry.listen)
+        .await
+        .with_context(|| format!("binding registry.listen {}", settings.registry.listen))?;
+    info!(listen = %settings.registry.listen, "schema registry listening");
+    registry
+        .serve(listener, async move { shutdown.cancelled().await })
+        .await
+        .context("registry")?;
+    Ok(())
+}
+
+async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = pool(settings).await?;
+    let config = socle_projector::ProjectorConfig {
+        brokers: settings.kafka.brokers.clone(),
+        topic: settings.topics.persons.clone(),
+        group: settings.projector.group.clone(),
+        batch_size: settings.projector.batch_size,
+        batch_timeout: Duration::from_millis(settings.projector.batch_timeout_ms),
+    };
+    socle_projector::run(config, pool, codec(settings)?, shutdown)
+        .await
+        .context("projector")
+}
+
+async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = pool(settings).await?;
+    let codec = codec(settings)?;
+    let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+        .context("kafka producer")?;
+    let trail = AccessTrail::new(
+        producer.clone(),
+        codec.clone(),
+        settings.topics.access.clone(),
+    );
+    let state = socle_api::AppState {
+        pool,
+        trail,
+        codec,
+        brokers: settings.kafka.brokers.clone(),
+        http: reqwest_client()?,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.api.listen)
+        .await
+        .with_context(|| format!("binding api.listen {}", settings.api.listen))?;
+    info!(listen = %settings.api.listen, "API listening");
+    socle_api::serve(listener, state, async move { shutdown.cancelled().await })
+        .await
+        .context("API")?;
+    // Access events still queued are delivered before exit.
+    producer
+        .flush(Duration::from_secs(10))
+        .context("flushing the access trail")?;
+    Ok(())
+}
+
+fn reqwest_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("HTTP client")
+}
+
+async fn run_all(
+    settings: Settings,
+    no_registry: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let mut tasks = JoinSet::new();
+    if !no_registry {
+        let (s, t) = (settings.clone(), shutdown.clone());
+        tasks.spawn(async move { ("registry", run_registry(&s, t).await) });
+        wait_for_registry(&settings.registry.url, Duration::from_secs(30)).await?;
+    }
+    let (s, t) = (settings.clone(), shutdown.clone());
+    tasks.spawn(async move { ("projector", run_projector(&s, t).await) });
+    let (s, t) = (settings.clone(), shutdown.clone());
+    tasks.spawn(async move { ("api", run_api(&s, t).await) });
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("component task panicked")?;
+        match result {
+            Ok(()) => info!(component = name, "stopped"),
+            Err(e) => {
+                error!(
+                    component = name,
+                    error = format!("{e:#}"),
+                    "failed; stopping the others"
+                );
+                failure.get_or_insert(e.context(name));
+            }
+        }
+        // One component ending ends them all (drain deadline: each finishes its work in hand).
+        shutdown.cancel();
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+async fn wait_for_registry(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest_client()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let probe = format!("{}/subjects", url.trim_end_matches('/'));
+    loop {
+        if let Ok(r) = client.get(&probe).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the schema registry at {url} did not answer within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn apply_topics(settings: &Settings, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = file.unwrap_or_else(|| settings.topics.file.clone());
+    let topics = TopicsFile::load(&path)?;
+    for (name, applied) in socle_kafka::admin::apply(&settings.kafka.brokers, &topics.topics)
+        .await
+        .context("applying topics")?
+    {
+        match applied {
+            Applied::Created => println!("created   {name}"),
+            Applied::Altered(changes) => println!("altered   {name}: {}", changes.join(", ")),
+            Applied::Unchanged => println!("unchanged {name}"),
+        }
+    }
+    Ok(())
+}
+
+async fn publisher(settings: &Settings) -> anyhow::Result<socle_ingest::Publisher> {
+    let pool = pool(settings).await?;
+    let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+        .context("kafka producer")?;
+    Ok(socle_ingest::Publisher::new(
+        pool,
+        codec(settings)?,
+        producer,
+        settings.topics.persons.clone(),
+    ))
+}
+
+async fn load_demo(settings: &Settings, count: usize, wait: Duration) -> anyhow::Result<()> {
+    let publisher = publisher(settings).await?;
+    for i in 0..count {
+        publisher
+            .register(demo::registration(i))
+            .await
+            .with_context(|| format!("publishing demo person {i}"))?;
+    }
+    println!(
+        "published {count} demo persons to {}",
+        settings.topics.persons
+    );
+    let pool = pool(settings).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if socle_store::persons::get(&pool, demo::DEMO_PERSON)
+            .await?
+            .is_some()
+        {
+            println!("demo person {} is readable", demo::DEMO_PERSON);
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "demo person {} not projected within {wait:?}: is `socle project` (or `socle all`) running?",
+                demo::DEMO_PERSON
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn produce_person(settings: &Settings, args: PersonArgs) -> anyhow::Result<()> {
+    let publisher = publisher(settings).await?;
+    let mut identity = socle_domain::PersonIdentity {
+        nir: args.nir,
+        family_name: args.family_name,
+        given_name: args.given_name,
+        birth_date: 0,
+        email: args.email,
+        phone: None,
+    };
+    identity.set_birth_date(args.birth_date);
+    let published = publisher
+        .register(socle_ingest::Registration {
+            person_id: args.person_id.unwrap_or_else(uuid::Uuid::now_v7),
+            operator: args.operator,
+            registering_organisation: args.organisation,
+            registered_on: chrono::Utc::now().date_naive(),
+            commune: args.commune,
+            departement: args.departement,
+            identity,
+            actor: Some("socle-cli".to_owned()),
+            occurred_at: chrono::Utc::now(),
+        })
+        .await?;
+    println!(
+        "person {} registered: event {} at partition {} offset {}",
+        published.person_id,
+        published.event_id,
+        published.delivered.partition,
+        published.delivered.offset
+    );
+    Ok(())
+}
+
+async fn audit_tail(
+    settings: &Settings,
+    last: i64,
+    follow: bool,
+    json: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let codec = codec(settings)?;
+    let timeout = Duration::from_secs(10);
+    let reader = TrailReader::open(
+        &settings.kafka.brokers,
+        &settings.topics.access,
+        last,
+        timeout,
+    )
+    .await
+    .context("opening the access trail")?;
+    let print = |t: &socle_kafka::tail::Tailed| {
+        if json {
+            println!("{}", tailed_json(t));
+        } else {
+            println!("{}", tailed_line(t));
+        }
+    };
+    let events = reader.read_to_end(&codec, timeout).await?;
+    if !json {
+        println!(
+            "{:<27} {:<7} {:<20} {:<15} {:<12} {:<20} PERSONS",
+            "WHEN", "DECISION", "USER", "ORGANISATION", "ACTION", "REASON"
+        );
+    }
+    for t in &events {
+        print(t);
+    }
+    if follow {
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                n = reader.next(&codec) => n?,
+            };
+            print(&next);
+        }
+    }
+    Ok(())
+}
+
+fn when(t: &socle_kafka::tail::Tailed) -> String {
+    socle_domain::time::from_micros(t.event.envelope.recorded_at)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| t.event.envelope.recorded_at.to_string())
+}
+
+fn tailed_line(t: &socle_kafka::tail::Tailed) -> String {
+    let e = &t.event;
+    format!(
+        "{:<27} {:<8} {:<20} {:<15} {:<12} {:<20} {}",
+        when(t),
+        e.decision.as_str(),
+        e.user,
+        e.organisation,
+        e.action,
+        e.reason.as_deref().unwrap_or("-"),
+        if e.person_ids.is_empty() {
+            "-".to_owned()
+        } else {
+            e.person_ids.join(",")
+        }
+    )
+}
+
+fn tailed_json(t: &socle_kafka::tail::Tailed) -> serde_json::Value {
+    let e = &t.event;
+    serde_json::json!({
+        "partition": t.partition,
+        "offset": t.offset,
+        "event_id": e.envelope.event_id,
+        "recorded_at": when(t),
+        "request_id": e.request_id,
+        "user": e.user,
+        "organisation": e.organisation,
+        "auth_strength": e.auth_strength,
+        "action": e.action,
+        "resource": e.resource,
+        "person_ids": e.person_ids,
+        "decision": e.decision.as_str(),
+        "reason": e.reason,
+    })
+}

@@ -1,0 +1,175 @@
+//! Configuration: built-in defaults, overlaid by a file, then by `SOCLE__...` variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("default.toml");
+
+/// All of socle's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: Kafka,
+    pub database: Database,
+    pub registry: Registry,
+    pub api: Api,
+    pub topics: Topics,
+    pub projector: Projector,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    pub brokers: String,
+    pub delivery_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// Contains the password: never printed.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    pub url: String,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub persons: String,
+    pub access: String,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Projector {
+    pub group: String,
+    pub batch_size: usize,
+    pub batch_timeout_ms: u64,
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then the environment.
+    ///
+    /// # Errors
+    /// A message naming the file or variable at fault: syntax, unknown key, wrong type.
+    pub fn load(file: Option<&Path>) -> Result<Settings, config::ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("SOCLE__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("SOCLE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), config::ConfigError> {
+        let bad = |m: &str| Err(config::ConfigError::Message(m.to_owned()));
+        if self.projector.batch_size == 0 {
+            return bad("projector.batch_size must be at least 1");
+        }
+        if self.kafka.delivery_timeout_ms == 0 {
+            return bad("kafka.delivery_timeout_ms must be at least 1");
+        }
+        if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
+            return bad("registry.url must start with http:// or https://");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database.url.expose_secret()
+    }
+
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka.delivery_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_environment_overrides() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(s.kafka.brokers, "localhost:9092");
+        assert_eq!(s.api.listen.port(), 8080);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SOCLE__KAFKA__BROKERS", "k:19092"),
+                ("SOCLE__PROJECTOR__BATCH_SIZE", "7"),
+            ]),
+        )
+        .expect("overrides load");
+        assert_eq!(s.kafka.brokers, "k:19092");
+        assert_eq!(s.projector.batch_size, 7);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let e = Settings::load_from(None, env(&[("SOCLE__KAFKA__BROKER", "x")]))
+            .expect_err("unknown key refused");
+        assert!(e.to_string().contains("broker"), "{e}");
+        let e = Settings::load_from(None, env(&[("SOCLE__API__LISTEN", "not an address")]))
+            .expect_err("bad address refused");
+        assert!(
+            e.to_string().contains("listen") || e.to_string().contains("address"),
+            "{e}"
+        );
+        let e = Settings::load_from(None, env(&[("SOCLE__PROJECTOR__BATCH_SIZE", "0")]))
+            .expect_err("zero batch refused");
+        assert!(e.to_string().contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert!(!format!("{s:?}").contains("socle:socle@"));
+    }
+}

@@ -1,0 +1,65 @@
+//! socle's own Avro contracts, compiled in from the repository's `schemas/` folder.
+//!
+//! Each is parsed once, on first use; a test parses them all so a broken file fails the build's
+//! tests rather than a running service.
+
+use std::sync::LazyLock;
+
+use apache_avro::Schema;
+
+/// One Avro contract: its full record name, the exact text registered, and the parsed schema.
+#[derive(Debug)]
+pub struct Contract {
+    /// Full name of the record, e.g. `socle.person.PersonRegistered`.
+    pub name: &'static str,
+    /// The schema text as registered (docs included).
+    pub raw: &'static str,
+    pub schema: Schema,
+}
+
+impl Contract {
+    fn load(name: &'static str, raw: &'static str) -> Contract {
+        let schema = Schema::parse_str(raw)
+            .unwrap_or_else(|e| panic!("compiled-in schema {name} does not parse: {e}"));
+        Contract { name, raw, schema }
+    }
+}
+
+/// `socle.person.PersonRegistered`.
+pub static PERSON_REGISTERED: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.person.PersonRegistered",
+        include_str!("../../../schemas/person/PersonRegistered.avsc"),
+    )
+});
+
+/// `socle.pii.PersonIdentity`, only ever carried sealed.
+pub static PERSON_IDENTITY: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.pii.PersonIdentity",
+        include_str!("../../../schemas/person/PersonIdentity.avsc"),
+    )
+});
+
+/// `socle.access.AccessEvent`.
+pub static ACCESS_EVENT: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.access.AccessEvent",
+        include_str!("../../../schemas/access/AccessEvent.avsc"),
+    )
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_compiled_in_contract_parses_under_its_name() {
+        for c in [&*PERSON_REGISTERED, &*PERSON_IDENTITY, &*ACCESS_EVENT] {
+            let Schema::Record(record) = &c.schema else {
+                panic!("{} is not a record", c.name);
+            };
+            assert_eq!(record.name.fullname(None), c.name);
+        }
+    }
+}

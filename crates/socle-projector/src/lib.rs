@@ -1,0 +1,331 @@
+//! The projector: canonical person events into PostgreSQL read models, exactly once.
+//!
+//! Exactly-once rests on three things, after the Kafka consumer pattern "storing offsets outside
+//! Kafka":
+//! 1. each batch's rows and the next offset of each of its partitions are written in **one**
+//!    PostgreSQL transaction;
+//! 2. on assignment the consumer seeks to the offsets stored in PostgreSQL (not Kafka's);
+//! 3. inside that transaction the offset rows are locked and any message below the stored next
+//!    offset is skipped, so a batch replayed after a crash or a rebalance is a no-op.
+//!
+//! Kafka's committed offsets are still written after each transaction (for lag monitoring), and
+//! are never ahead of PostgreSQL, so even a fallback to them loses nothing.
+//!
+//! A message that can never be applied (bad frame, undecodable, wrong type, personal data that
+//! does not open) is recorded in `projector.rejected` with its reason and bytes in the same
+//! transaction, and the partition moves on: a poison message never stalls it.
+
+mod context;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use socle_domain::PersonRegistered;
+use socle_kafka::pii::open_identity;
+use socle_kafka::schemas::PERSON_REGISTERED;
+use socle_kafka::Codec;
+use socle_store::offsets::Rejected;
+use socle_store::persons::PersonRow;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::context::OffsetsContext;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the projector stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] socle_kafka::Error),
+    #[error("kafka: {0}")]
+    Consumer(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Store(#[from] socle_store::Error),
+}
+
+/// How the projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub brokers: String,
+    /// The canonical persons topic.
+    pub topic: String,
+    /// Consumer group, also the name under which offsets are kept in PostgreSQL.
+    pub group: String,
+    /// A batch is written when it has this many messages...
+    pub batch_size: usize,
+    /// ...or when its first message is this old, whichever comes first.
+    pub batch_timeout: Duration,
+}
+
+/// One message taken off the topic, owned.
+#[derive(Debug)]
+struct Taken {
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+/// Runs the projector until `shutdown` is cancelled. The batch in hand is finished first.
+///
+/// # Errors
+/// Kafka configuration errors, or PostgreSQL errors that retrying does not cure.
+pub async fn run(
+    config: ProjectorConfig,
+    pool: PgPool,
+    codec: Arc<Codec>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let context = OffsetsContext::new(
+        pool.clone(),
+        config.group.clone(),
+        config.topic.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    let consumer: StreamConsumer<OffsetsContext> = socle_kafka::client_config(&config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "300000")
+        .create_with_context(context)
+        .map_err(socle_kafka::Error::from)?;
+    consumer.subscribe(&[&config.topic])?;
+    info!(topic = %config.topic, group = %config.group, "projector started");
+
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let mut batch = Vec::with_capacity(config.batch_size);
+        match first {
+            Ok(m) => batch.push(take(&m)),
+            Err(e) => {
+                warn!(error = %e, "kafka consumer error");
+                metrics::CONSUMER_ERRORS.inc();
+                continue;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + config.batch_timeout;
+        while batch.len() < config.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(take(&m)),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "kafka consumer error");
+                    metrics::CONSUMER_ERRORS.inc();
+                }
+                Err(_) => break,
+            }
+        }
+        let next = project_with_retry(&pool, &codec, &config, &batch, &shutdown).await?;
+        let Some(next) = next else { break };
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in next {
+            tpl.add_partition_offset(&config.topic, partition, Offset::Offset(offset))?;
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            // Only monitoring depends on Kafka's copy of the offsets.
+            warn!(error = %e, "could not commit offsets to kafka");
+        }
+    }
+    consumer.unsubscribe();
+    info!("projector stopped");
+    Ok(())
+}
+
+fn take(m: &rdkafka::message::BorrowedMessage<'_>) -> Taken {
+    Taken {
+        partition: m.partition(),
+        offset: m.offset(),
+        payload: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// Applies `batch`, retrying transient failures (registry or database unavailable) with a
+/// growing delay until they pass or shutdown is asked. Returns the next offset per partition,
+/// or `None` if shutdown interrupted the retries (the batch will be read again).
+async fn project_with_retry(
+    pool: &PgPool,
+    codec: &Codec,
+    config: &ProjectorConfig,
+    batch: &[Taken],
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<(i32, i64)>>> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match project_batch(pool, codec, config, batch).await {
+            Ok(next) => return Ok(Some(next)),
+            Err(e) if is_transient(&e) => {
+                metrics::RETRIES.inc();
+                warn!(error = %e, retry_in = ?delay, "batch not applied, will retry");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Kafka(k) => !k.is_poison(),
+        Error::Store(s) => s.is_transient(),
+        Error::Consumer(_) => true,
+    }
+}
+
+/// Decodes, opens and writes one batch in a single transaction.
+async fn project_batch(
+    pool: &PgPool,
+    codec: &Codec,
+    config: &ProjectorConfig,
+    batch: &[Taken],
+) -> Result<Vec<(i32, i64)>> {
+    let started = std::time::Instant::now();
+    let mut decoded: Vec<(&Taken, PersonRegistered)> = Vec::with_capacity(batch.len());
+    let mut rejected: Vec<Rejected> = Vec::new();
+    for taken in batch {
+        let Some(payload) = &taken.payload else {
+            rejected.push(reject(
+                taken,
+                "frame.empty",
+                "message without a value".into(),
+            ));
+            continue;
+        };
+        match codec
+            .decode_as::<PersonRegistered>(payload, &PERSON_REGISTERED)
+            .await
+        {
+            Ok(event) => decoded.push((taken, event)),
+            Err(e) if e.is_poison() => rejected.push(reject(taken, poison_code(&e), e.to_string())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let person_ids: Vec<Uuid> = decoded.iter().map(|(_, e)| e.person_id).collect();
+    let keys = socle_store::keys::find_many(pool, &person_ids).await?;
+    let mut rows: Vec<(&Taken, PersonRow)> = Vec::with_capacity(decoded.len());
+    for (taken, event) in decoded {
+        let Some(key) = keys.get(&event.person_id) else {
+            rejected.push(reject(
+                taken,
+                "pii.no_key",
+                format!(
+                    "no key for person {} (never created, or erased)",
+                    event.person_id
+                ),
+            ));
+            continue;
+        };
+        match open_identity(key, event.person_id, &event.personal) {
+            Ok(identity) => match to_row(event, identity) {
+                Some(row) => rows.push((taken, row)),
+                None => rejected.push(reject(taken, "event.bad_date", "date out of range".into())),
+            },
+            Err(e) => rejected.push(reject(taken, "pii.does_not_open", e.to_string())),
+        }
+    }
+
+    // Next offset per partition of this batch.
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for t in batch {
+        let e = next.entry(t.partition).or_insert(t.offset + 1);
+        *e = (*e).max(t.offset + 1);
+    }
+    let partitions: Vec<i32> = next.keys().copied().collect();
+
+    let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
+    let stored: BTreeMap<i32, i64> =
+        socle_store::offsets::lock(&mut tx, &config.group, &config.topic, &partitions)
+            .await?
+            .into_iter()
+            .collect();
+    let fresh = |t: &Taken| stored.get(&t.partition).is_none_or(|s| t.offset >= *s);
+    let apply: Vec<PersonRow> = rows
+        .into_iter()
+        .filter(|(t, _)| fresh(t))
+        .map(|(_, r)| r)
+        .collect();
+    let rejected: Vec<Rejected> = rejected
+        .into_iter()
+        .filter(|r| stored.get(&r.partition).is_none_or(|s| r.offset >= *s))
+        .collect();
+    let skipped = batch.iter().filter(|t| !fresh(t)).count();
+    if !apply.is_empty() {
+        socle_store::persons::upsert(&mut tx, &apply).await?;
+    }
+    socle_store::offsets::reject(&mut tx, &config.group, &config.topic, &rejected).await?;
+    let advanced: Vec<(i32, i64)> = next
+        .iter()
+        .map(|(p, n)| (*p, (*n).max(stored.get(p).copied().unwrap_or(0))))
+        .collect();
+    socle_store::offsets::advance(&mut tx, &config.group, &config.topic, &advanced).await?;
+    tx.commit().await.map_err(socle_store::Error::from)?;
+
+    metrics::EVENTS
+        .with_label_values(&["applied"])
+        .inc_by(apply.len() as u64);
+    metrics::EVENTS
+        .with_label_values(&["rejected"])
+        .inc_by(rejected.len() as u64);
+    metrics::EVENTS
+        .with_label_values(&["skipped"])
+        .inc_by(skipped as u64);
+    metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+    for r in &rejected {
+        warn!(partition = r.partition, offset = r.offset, code = %r.code, reason = %r.reason,
+              "event rejected");
+    }
+    Ok(advanced)
+}
+
+fn reject(taken: &Taken, code: &str, reason: String) -> Rejected {
+    Rejected {
+        partition: taken.partition,
+        offset: taken.offset,
+        code: code.to_owned(),
+        reason,
+        payload: taken.payload.clone(),
+    }
+}
+
+fn poison_code(e: &socle_kafka::Error) -> &'static str {
+    match e {
+        socle_kafka::Error::Frame(f) => f.code(),
+        socle_kafka::Error::UnexpectedType { .. } => "event.unexpected_type",
+        socle_kafka::Error::Pii(_) => "pii.does_not_open",
+        _ => "avro.undecodable",
+    }
+}
+
+fn to_row(event: PersonRegistered, identity: socle_domain::PersonIdentity) -> Option<PersonRow> {
+    Some(PersonRow {
+        person_id: event.person_id,
+        registered_on: event.registered_on_date()?,
+        birth_date: identity.birth_date()?,
+        occurred_at: socle_domain::time::from_micros(event.envelope.occurred_at)?,
+        last_event_id: event.envelope.event_id,
+        operator: event.operator,
+        registering_organisation: event.registering_organisation,
+        commune: event.commune,
+        departement: event.departement,
+        nir: identity.nir,
+        family_name: identity.family_name,
+        given_name: identity.given_name,
+        email: identity.email,
+        phone: identity.phone,
+    })
+}
