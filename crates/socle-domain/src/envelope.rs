@@ -10,6 +10,7 @@ use crate::time::to_micros;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// UUIDv7: unique, time-ordered, the de-duplication key.
+    #[serde(with = "crate::uuid_str")]
     pub event_id: Uuid,
     /// When the fact happened, in microseconds since the epoch.
     pub occurred_at: i64,
@@ -19,8 +20,10 @@ pub struct Envelope {
     pub producer_organisation: String,
     /// User or system client that caused the event, if any.
     pub actor: Option<String>,
+    #[serde(with = "crate::uuid_str::option")]
     pub correlation_id: Option<Uuid>,
     /// `event_id` of the event that caused this one.
+    #[serde(with = "crate::uuid_str::option")]
     pub causation_id: Option<Uuid>,
     /// Version of this event type's contract.
     pub schema_version: i32,

@@ -10,6 +10,7 @@ pub mod person;
 pub mod pii;
 pub mod reference;
 pub mod time;
+pub mod uuid_str;
 pub mod validate;
 
 pub use access::{AccessEvent, AuthStrength, Decision};

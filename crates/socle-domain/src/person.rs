@@ -19,6 +19,7 @@ pub const OPERATORS: [&str; 3] = ["france-travail", "cap-emploi", "mission-local
 pub struct PersonRegistered {
     pub envelope: Envelope,
     /// Pseudonymous id of the person; the Kafka key.
+    #[serde(with = "crate::uuid_str")]
     pub person_id: Uuid,
     /// One of [`OPERATORS`].
     pub operator: String,
