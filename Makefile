@@ -37,24 +37,29 @@ registry: stack-up build
 	$(ENV) $(DAEMON) restart registry -- $(SOCLE) registry
 	$(ENV) $(WAIT) "$$SOCLE__REGISTRY__URL/subjects" 60 $(LOGS)/registry.log
 
-# lead: check the socle subcommands below against crates/socle-cli.
+# The demo person loaded by `socle demo load` (crates/socle-cli/src/demo.rs).
+DEMO_PERSON := 01936b2a-5c00-7000-8000-000000000001
+# Development identity headers (replaced by OIDC tokens; see docs/api.md).
+DEMO_HEADERS := -H 'X-Socle-User: conseillere.demo' -H 'X-Socle-Organisation: 90000100500012'
+
 up: registry
 	$(ENV) $(SOCLE) admin topics apply
-	$(ENV) $(DAEMON) restart socle -- $(SOCLE) all
+	$(ENV) $(DAEMON) restart socle -- $(SOCLE) all --no-registry
 	$(ENV) $(WAIT) "http://$$SOCLE__API__LISTEN/health" 90 $(LOGS)/socle.log
 	$(ENV) $(SOCLE) demo load
 	@$(ENV) echo; \
 	echo "socle is up."; \
 	echo "  API:           http://$$SOCLE__API__LISTEN  (registry: $$SOCLE__REGISTRY__URL)"; \
-	echo "  read a person: curl -s http://$$SOCLE__API__LISTEN/persons/DEMO-ID   # lead: demo id and auth headers"; \
+	echo "  read a person: curl -s $(DEMO_HEADERS) http://$$SOCLE__API__LISTEN/persons/$(DEMO_PERSON)"; \
 	echo "  access trail:  $(SOCLE) audit tail"; \
+	echo "  health:        curl -s http://$$SOCLE__API__LISTEN/health"; \
 	echo "  logs:          $(LOGS)   stop: make down"
 
 down:
 	$(DAEMON) stop --all
 	$(LOCAL)/stack.sh down $(if $(PURGE),--purge)
 
-# lead: the tests read the SOCLE__* variables exported by env.sh.
+# The tests find Kafka, PostgreSQL and the registry through the SOCLE__* variables of env.sh.
 test: check-compose
 	cargo fmt --all -- --check
 	$(MAKE) --no-print-directory registry

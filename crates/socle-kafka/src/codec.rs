@@ -193,9 +193,14 @@ fn classify(e: SRCError) -> Error {
         Some(cause) => format!("{}: {cause}", e.error),
         None => e.error.clone(),
     };
+    let client_error = (400..500).any(|s| e.error.contains(&format!("status {s}")));
     if e.error.contains("Could not transform bytes") || e.error.contains("resolve") {
         Error::Avro(text)
+    } else if !e.retriable && client_error {
+        // The registry answered, and does not know this id: retrying cannot help.
+        Error::UnknownSchema(text)
     } else {
+        // Unreachable, or a server error: transient.
         Error::Registry(text)
     }
 }

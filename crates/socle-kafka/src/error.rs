@@ -15,6 +15,8 @@ pub enum Error {
     Registry(String),
     #[error("avro: {0}")]
     Avro(String),
+    #[error("schema unknown to the registry: {0}")]
+    UnknownSchema(String),
     #[error("event of type {found} where {expected} was expected")]
     UnexpectedType { expected: String, found: String },
     #[error("personal data: {0}")]
@@ -33,7 +35,11 @@ impl Error {
     pub fn is_poison(&self) -> bool {
         matches!(
             self,
-            Error::Frame(_) | Error::Avro(_) | Error::UnexpectedType { .. } | Error::Pii(_)
+            Error::Frame(_)
+                | Error::Avro(_)
+                | Error::UnknownSchema(_)
+                | Error::UnexpectedType { .. }
+                | Error::Pii(_)
         )
     }
 }

@@ -306,6 +306,7 @@ fn poison_code(e: &socle_kafka::Error) -> &'static str {
     match e {
         socle_kafka::Error::Frame(f) => f.code(),
         socle_kafka::Error::UnexpectedType { .. } => "event.unexpected_type",
+        socle_kafka::Error::UnknownSchema(_) => "schema.unknown_id",
         socle_kafka::Error::Pii(_) => "pii.does_not_open",
         _ => "avro.undecodable",
     }
