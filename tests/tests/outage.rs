@@ -29,10 +29,17 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
     let registration = registration(42);
     let person_id = registration.person_id;
     let family_name = registration.identity.family_name.clone();
-    publisher(&db, &persons).register(registration).await.expect("published");
+    publisher(&db, &persons)
+        .register(registration)
+        .await
+        .expect("published");
     let projector = start_projector(&db, &persons, &unique("it-group"));
     eventually(Duration::from_secs(30), "projected", || async {
-        socle_store::persons::get(&db.pool, person_id).await.ok().flatten().is_some()
+        socle_store::persons::get(&db.pool, person_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
     })
     .await;
     projector.shutdown.cancel();
@@ -46,7 +53,11 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
             .header("x-socle-organisation", ORG)
             .send()
     };
-    assert_eq!(read().await.expect("answers").status(), 200, "readable with Kafka up");
+    assert_eq!(
+        read().await.expect("answers").status(),
+        200,
+        "readable with Kafka up"
+    );
 
     kafka("stop");
     let response = read().await.expect("answers");
@@ -64,14 +75,22 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
 
     assert_eq!(status, 503);
     assert!(body.contains("trail.unavailable"), "{body}");
-    assert!(!body.contains(&family_name), "no personal data leaks: {body}");
-    assert!(!body.contains(&person_id.to_string()), "not even the id: {body}");
+    assert!(
+        !body.contains(&family_name),
+        "no personal data leaks: {body}"
+    );
+    assert!(
+        !body.contains(&person_id.to_string()),
+        "not even the id: {body}"
+    );
     assert_eq!(health_status, 503);
     assert_eq!(health_body["failing"], serde_json::json!(["kafka"]));
 
-    eventually(Duration::from_secs(60), "readable again once Kafka is back", || async {
-        read().await.map(|r| r.status() == 200).unwrap_or(false)
-    })
+    eventually(
+        Duration::from_secs(60),
+        "readable again once Kafka is back",
+        || async { read().await.map(|r| r.status() == 200).unwrap_or(false) },
+    )
     .await;
     api.shutdown.cancel();
     db.drop_db().await;

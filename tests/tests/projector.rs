@@ -45,8 +45,14 @@ async fn crashes_and_restarts_lose_nothing_and_double_nothing() {
         for earlier in people.iter_mut().step_by(7).take(10) {
             earlier.identity.family_name = format!("Renamed{round}");
             earlier.occurred_at = chrono::Utc::now();
-            let p = publisher.register(earlier.clone()).await.expect("published");
-            last_event.insert(p.person_id, (p.event_id, earlier.identity.family_name.clone()));
+            let p = publisher
+                .register(earlier.clone())
+                .await
+                .expect("published");
+            last_event.insert(
+                p.person_id,
+                (p.event_id, earlier.identity.family_name.clone()),
+            );
             published += 1;
         }
         // Let it get part of the way, then stop it: abruptly on even rounds (a crash, the
@@ -78,13 +84,20 @@ async fn crashes_and_restarts_lose_nothing_and_double_nothing() {
     projector.handle.await.expect("joined").expect("clean stop");
 
     let count = socle_store::persons::count(&db.pool).await.expect("count");
-    assert_eq!(count as usize, last_event.len(), "one row per person, none lost");
+    assert_eq!(
+        count as usize,
+        last_event.len(),
+        "one row per person, none lost"
+    );
     for (person_id, (event_id, family_name)) in &last_event {
         let row = socle_store::persons::get(&db.pool, *person_id)
             .await
             .expect("read")
             .unwrap_or_else(|| panic!("person {person_id} lost"));
-        assert_eq!(&row.last_event_id, event_id, "latest event applied for {person_id}");
+        assert_eq!(
+            &row.last_event_id, event_id,
+            "latest event applied for {person_id}"
+        );
         assert_eq!(&row.family_name, family_name);
     }
     let rejected = socle_store::offsets::rejected(&db.pool, &group, &persons)
@@ -126,7 +139,10 @@ async fn poison_messages_are_kept_with_their_reason_and_do_not_stall_the_partiti
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("frame.unknown_magic", b"{\"not\":\"avro\"}".to_vec()),
         ("frame.too_short", vec![0, 0, 1]),
-        ("frame.guid_unsupported", [vec![1u8], vec![7u8; 16], b"x".to_vec()].concat()),
+        (
+            "frame.guid_unsupported",
+            [vec![1u8], vec![7u8; 16], b"x".to_vec()].concat(),
+        ),
         ("schema.unknown_id", Frame::encode(999_999_999, b"\x02")),
         ("event.unexpected_type", wrong_type),
     ];
@@ -135,12 +151,23 @@ async fn poison_messages_are_kept_with_their_reason_and_do_not_stall_the_partiti
     }
     let good = registration(7);
     let good_id = good.person_id;
-    publisher(&db, &persons).register(good).await.expect("published");
+    publisher(&db, &persons)
+        .register(good)
+        .await
+        .expect("published");
 
     let projector = start_projector(&db, &persons, &group);
-    eventually(Duration::from_secs(30), "the good event behind the bad ones", || async {
-        socle_store::persons::get(&db.pool, good_id).await.ok().flatten().is_some()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the good event behind the bad ones",
+        || async {
+            socle_store::persons::get(&db.pool, good_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        },
+    )
     .await;
     projector.shutdown.cancel();
     projector.handle.await.expect("joined").expect("clean stop");
@@ -150,9 +177,16 @@ async fn poison_messages_are_kept_with_their_reason_and_do_not_stall_the_partiti
         .expect("rejects");
     let codes: Vec<&str> = rejected.iter().map(|r| r.code.as_str()).collect();
     let expected: Vec<&str> = bad.iter().map(|(c, _)| *c).collect();
-    assert_eq!(codes, expected, "each bad message kept with its reason, in order");
+    assert_eq!(
+        codes, expected,
+        "each bad message kept with its reason, in order"
+    );
     for (r, (_, payload)) in rejected.iter().zip(&bad) {
-        assert_eq!(r.payload.as_deref(), Some(payload.as_slice()), "original bytes kept");
+        assert_eq!(
+            r.payload.as_deref(),
+            Some(payload.as_slice()),
+            "original bytes kept"
+        );
         assert!(!r.reason.is_empty());
     }
     db.drop_db().await;

@@ -20,9 +20,17 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
         .await
         .expect("published");
     let projector = start_projector(&db, &persons, &unique("it-group"));
-    eventually(Duration::from_secs(30), "the person is projected", || async {
-        socle_store::persons::get(&db.pool, person_id).await.ok().flatten().is_some()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the person is projected",
+        || async {
+            socle_store::persons::get(&db.pool, person_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        },
+    )
     .await;
 
     let api = start_api(&db, &access, &brokers(), Duration::from_secs(10)).await;
@@ -61,7 +69,11 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
 
     api.shutdown.cancel();
     projector.shutdown.cancel();
-    projector.handle.await.expect("joined").expect("projector stops cleanly");
+    projector
+        .handle
+        .await
+        .expect("joined")
+        .expect("projector stops cleanly");
     db.drop_db().await;
 }
 

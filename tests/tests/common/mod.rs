@@ -57,7 +57,9 @@ impl TestDb {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("database url without a database name: {admin_url}"),
         };
-        let pool = socle_store::connect(&url, 8).await.expect("connect test db");
+        let pool = socle_store::connect(&url, 8)
+            .await
+            .expect("connect test db");
         socle_store::migrate(&pool).await.expect("migrate test db");
         TestDb { pool, name, url }
     }
@@ -65,9 +67,12 @@ impl TestDb {
     pub async fn drop_db(self) {
         self.pool.close().await;
         if let Ok(mut admin) = sqlx::PgConnection::connect(&database_url()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
         }
     }
 }
@@ -80,7 +85,11 @@ pub async fn topic(prefix: &str, partitions: i32) -> String {
         .expect("admin client");
     let results = admin
         .create_topics(
-            [&NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                &name,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
         )
         .await
@@ -165,7 +174,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -176,7 +188,12 @@ pub struct RunningApi {
     pub shutdown: CancellationToken,
 }
 
-pub async fn start_api(db: &TestDb, access_topic: &str, brokers: &str, delivery: Duration) -> RunningApi {
+pub async fn start_api(
+    db: &TestDb,
+    access_topic: &str,
+    brokers: &str,
+    delivery: Duration,
+) -> RunningApi {
     let codec = codec();
     let producer = EventProducer::new(brokers, delivery).expect("producer");
     let state = socle_api::AppState {
