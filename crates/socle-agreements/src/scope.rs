@@ -68,13 +68,13 @@ pub(crate) fn check(
     for rule in include {
         match rule {
             Include::RegisteredWithOperator { operator }
-            | Include::ReferentOperator { operator } => {
-                if !OPERATORS.contains(&operator.as_str()) {
-                    return Err(format!(
-                        "scope rule names unknown operator {operator:?} (known: {})",
-                        OPERATORS.join(", ")
-                    ));
-                }
+            | Include::ReferentOperator { operator }
+                if !OPERATORS.contains(&operator.as_str()) =>
+            {
+                return Err(format!(
+                    "scope rule names unknown operator {operator:?} (known: {})",
+                    OPERATORS.join(", ")
+                ));
             }
             Include::PrescribedToOrganisations if organisations.is_empty() => {
                 return Err(
