@@ -103,6 +103,7 @@ cmd_start() {
   pg_root
   if is_running; then
     info "postgres already running on localhost:$SOCLE_PG_PORT (data $PGDATA_DIR)"
+    ensure_role_and_db
     return 0
   fi
   check_port
@@ -130,6 +131,9 @@ ensure_role_and_db() {
   psql_admin >>"$PG_LOG" 2>&1 <<EOF || { show_log_tail "$PG_LOG"; die "could not create role/database $PG_DB (log: $PG_LOG)"; }
 SELECT 'CREATE ROLE $PG_USER_NAME LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER_NAME') \gexec
+-- CREATEROLE: the projector creates one NOLOGIN role per ecosystem (socle_eco_*), which the API
+-- assumes with SET ROLE so that PostgreSQL itself limits it to that ecosystem's schema.
+ALTER ROLE $PG_USER_NAME CREATEDB CREATEROLE;
 SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER_NAME'
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
 EOF
