@@ -1,0 +1,320 @@
+//! Verifying bearer tokens against a JWKS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::{Error, Result};
+
+/// What the verifier trusts.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The `iss` every token must carry, e.g. `https://idp.example/realms/socle`.
+    pub issuer: String,
+    /// The `aud` every token must carry, e.g. `socle-api`.
+    pub audience: String,
+    /// Where the issuer publishes its keys.
+    pub jwks_url: String,
+    /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`).
+    pub mfa_acr_values: Vec<String>,
+    /// At most one JWKS refresh per this interval when an unknown key id shows up.
+    pub refresh_min_interval: Duration,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+}
+
+/// The verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `sub`: the user, or the client id for a client-credentials token.
+    pub subject: String,
+    /// SIRET of the caller's organisation (claim `organisation`).
+    pub organisation: String,
+    /// The caller's ecosystem (claim `ecosystem`), e.g. `cap-emploi`.
+    pub ecosystem: String,
+    /// The user authenticated with several factors (`amr` has `mfa`, or `acr` is an MFA level).
+    pub mfa: bool,
+    /// An operator's system (client credentials: `sub` equals `client_id`), bound to its
+    /// organisation; never a person at a keyboard.
+    pub client: bool,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl Identity {
+    /// `none`, `password`, `mfa` or `client`, as recorded in access events.
+    pub fn auth_strength(&self) -> &'static str {
+        if self.client {
+            "client"
+        } else if self.mfa {
+            "mfa"
+        } else {
+            "password"
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    exp: i64,
+    organisation: Option<String>,
+    ecosystem: Option<String>,
+    acr: Option<String>,
+    #[serde(default)]
+    amr: Vec<String>,
+    client_id: Option<String>,
+}
+
+type Keys = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// Verifies tokens; cheap to clone (shared cache).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    http: reqwest::Client,
+    keys: RwLock<Keys>,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.config.issuer)
+            .field("audience", &self.inner.config.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for `config`; keys are fetched on first use.
+    ///
+    /// # Errors
+    /// [`Error::NotConfigured`] when issuer, audience or JWKS URL is empty.
+    pub fn new(config: VerifierConfig, http: reqwest::Client) -> Result<Self> {
+        if config.issuer.is_empty() || config.audience.is_empty() || config.jwks_url.is_empty() {
+            return Err(Error::NotConfigured);
+        }
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                keys: RwLock::new(HashMap::new()),
+                last_refresh: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.inner.config
+    }
+
+    /// Fetches the JWKS now (used by health checks and at start-up).
+    ///
+    /// # Errors
+    /// [`Error::JwksUnavailable`].
+    pub async fn refresh(&self) -> Result<usize> {
+        let set: JwkSet = self
+            .inner
+            .http
+            .get(&self.inner.config.jwks_url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| Error::JwksUnavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| Error::JwksUnavailable(format!("not a JWK set: {e}")))?;
+        let mut keys = Keys::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let alg = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
+                    if p.curve == jsonwebtoken::jwk::EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (key, alg));
+            }
+        }
+        let n = keys.len();
+        *self.inner.keys.write().await = keys;
+        *self.inner.last_refresh.lock().await = Some(Instant::now());
+        Ok(n)
+    }
+
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm)> {
+        if let Some(k) = self.inner.keys.read().await.get(kid) {
+            return Ok(k.clone());
+        }
+        {
+            // One refresh at a time, and not more often than the configured interval.
+            let last = self.inner.last_refresh.lock().await;
+            let recent = last.is_some_and(|t| t.elapsed() < self.inner.config.refresh_min_interval);
+            drop(last);
+            if recent {
+                return Err(Error::UnknownKey);
+            }
+        }
+        self.refresh().await?;
+        self.inner
+            .keys
+            .read()
+            .await
+            .get(kid)
+            .cloned()
+            .ok_or(Error::UnknownKey)
+    }
+
+    /// Verifies `token` and returns who it names.
+    ///
+    /// # Errors
+    /// One [`Error`] variant per reason: malformed, algorithm, key, signature, expiry,
+    /// not-before, issuer, audience, claims; [`Error::JwksUnavailable`] if keys cannot be had.
+    pub async fn verify(&self, token: &str) -> Result<Identity> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| Error::Malformed(e.to_string()))?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(Error::UnsupportedAlgorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(Error::MissingKeyId)?;
+        let (key, alg) = self.key(&kid).await?;
+        if alg != header.alg {
+            return Err(Error::BadSignature);
+        }
+        let config = &self.inner.config;
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway.as_secs();
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => Error::Expired,
+                K::ImmatureSignature => Error::NotYetValid,
+                K::InvalidIssuer => Error::WrongIssuer,
+                K::InvalidAudience => Error::WrongAudience,
+                K::InvalidSignature | K::InvalidEcdsaKey | K::InvalidRsaKey(_) => {
+                    Error::BadSignature
+                }
+                K::MissingRequiredClaim(c) if c == "sub" => Error::BadClaim("sub"),
+                _ => Error::Malformed(e.to_string()),
+            }
+        })?;
+        identity(data.claims, &config.mfa_acr_values)
+    }
+}
+
+fn identity(claims: Claims, mfa_acr_values: &[String]) -> Result<Identity> {
+    let subject = claims
+        .sub
+        .filter(|s| is_token(s, 128))
+        .ok_or(Error::BadClaim("sub"))?;
+    let organisation = claims
+        .organisation
+        .filter(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or(Error::BadClaim("organisation"))?;
+    let ecosystem = claims
+        .ecosystem
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .ok_or(Error::BadClaim("ecosystem"))?;
+    let client = claims.client_id.as_deref() == Some(subject.as_str());
+    let mfa = claims.amr.iter().any(|m| m == "mfa")
+        || claims
+            .acr
+            .as_deref()
+            .is_some_and(|a| mfa_acr_values.iter().any(|v| v == a));
+    Ok(Identity {
+        subject,
+        organisation,
+        ecosystem,
+        mfa,
+        client,
+        expires_at: claims.exp,
+    })
+}
+
+fn is_token(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(amr: &[&str], acr: Option<&str>, client_id: Option<&str>) -> Claims {
+        Claims {
+            sub: Some("u1".into()),
+            exp: 1,
+            organisation: Some("13000548100010".into()),
+            ecosystem: Some("cap-emploi".into()),
+            acr: acr.map(str::to_owned),
+            amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+            client_id: client_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn mfa_comes_from_amr_or_a_configured_acr() {
+        let acr = vec!["urn:socle:acr:mfa".to_owned()];
+        assert!(!identity(claims(&["pwd"], None, None), &acr).unwrap().mfa);
+        assert!(
+            identity(claims(&["pwd", "mfa"], None, None), &acr)
+                .unwrap()
+                .mfa
+        );
+        assert!(
+            identity(claims(&[], Some("urn:socle:acr:mfa"), None), &acr)
+                .unwrap()
+                .mfa
+        );
+        assert!(
+            !identity(claims(&[], Some("urn:other"), None), &acr)
+                .unwrap()
+                .mfa
+        );
+    }
+
+    #[test]
+    fn client_credentials_and_bad_claims() {
+        let id = identity(claims(&[], None, Some("u1")), &[]).unwrap();
+        assert!(id.client);
+        assert_eq!(id.auth_strength(), "client");
+        let mut c = claims(&[], None, None);
+        c.organisation = Some("1300".into());
+        assert!(matches!(
+            identity(c, &[]),
+            Err(Error::BadClaim("organisation"))
+        ));
+        let mut c = claims(&[], None, None);
+        c.ecosystem = Some("Cap Emploi".into());
+        assert!(matches!(
+            identity(c, &[]),
+            Err(Error::BadClaim("ecosystem"))
+        ));
+    }
+}
