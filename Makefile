@@ -16,8 +16,10 @@ LOGS   := $(or $(SOCLE_DATA),$(CURDIR)/.local)/logs
 SOCLE  := target/debug/socle
 # Prefix for recipe lines that need the SOCLE__* variables (only sets what is not already set).
 ENV    := . $(LOCAL)/env.sh &&
+# Python virtual environment of the interop tests (tests/interop/setup.sh creates it).
+VENV   := $(or $(SOCLE_VENV),$(or $(SOCLE_DATA),$(CURDIR)/.local)/venv)
 
-.PHONY: help up down test fmt lint status logs stack-up build registry check-compose
+.PHONY: help up down test fmt lint status logs stack-up build registry check-compose interop
 
 help:
 	@echo "make up               start Kafka, PostgreSQL, the registry and socle; load the demo"
@@ -44,6 +46,7 @@ DEMO_HEADERS := -H 'X-Socle-User: conseillere.demo' -H 'X-Socle-Organisation: 90
 
 up: registry
 	$(ENV) $(SOCLE) admin topics apply
+	$(ENV) $(SOCLE) admin schemas apply
 	$(ENV) $(DAEMON) restart socle -- $(SOCLE) all --no-registry
 	$(ENV) $(WAIT) "http://$$SOCLE__API__LISTEN/health" 90 $(LOGS)/socle.log
 	$(ENV) $(SOCLE) demo load
@@ -65,7 +68,14 @@ test: check-compose
 	$(MAKE) --no-print-directory registry
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(ENV) cargo test --workspace
+	$(MAKE) --no-print-directory interop
 	$(ENV) cargo test -p socle-it --features outage --test outage -- --test-threads=1
+
+# Real clients nobody here wrote (confluent-kafka for Python) against socle's registry and Kafka
+# (running: make registry or make up). pytest's exit status fails the target.
+interop:
+	tests/interop/setup.sh
+	$(ENV) $(VENV)/bin/python -m pytest -p no:cacheprovider -ra tests/interop
 
 check-compose:
 	python3 $(LOCAL)/check-compose.py

@@ -36,3 +36,15 @@ CREATE TABLE IF NOT EXISTS registry.modes (
     subject text PRIMARY KEY,
     mode    text NOT NULL
 );
+
+-- Registration events (transactional outbox): one row per registration, deletion and
+-- compatibility change, inserted in the same transaction as the change when events are
+-- enabled, then published to Kafka in `seq` order by a relay, which sets `published_at`.
+-- Writes hold the registry's write lock until they commit, so `seq` order is commit order.
+CREATE TABLE IF NOT EXISTS registry.events (
+    seq          bigserial   PRIMARY KEY,
+    record       jsonb       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS events_pending ON registry.events (seq) WHERE published_at IS NULL;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::schema::{self, Compatibility, Mode, ParsedSchema, SchemaType};
-use crate::{Error, RegistrationKind, RegistrationRecord, RegistrationSink, Result};
+use crate::{events, Error, RegistrationKind, RegistrationRecord, RegistrationSink, Result};
 
 /// Key of the advisory lock that serialises writes (registrations, deletes).
 const WRITE_LOCK: i64 = 0x736f_636c_6572_6567; // "soclereg"
@@ -84,6 +84,8 @@ pub struct StoredSchema {
 pub struct Core {
     pub pool: PgPool,
     pub sink: Option<Arc<dyn RegistrationSink>>,
+    /// `Some(bound)` when changes are recorded in the `registry.events` outbox.
+    pub max_backlog: Option<i64>,
 }
 
 type VersionRow = (
@@ -317,28 +319,91 @@ impl Core {
         Ok(level.and_then(|l| l.parse().ok()))
     }
 
-    /// Sets the level of `subject` ('' = global).
-    pub async fn set_config(&self, subject: &str, level: Compatibility) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO registry.config (subject, compatibility) VALUES ($1, $2)
-             ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility",
-        )
-        .bind(subject)
-        .bind(level.as_str())
-        .execute(&self.pool)
-        .await?;
+    /// Sets the level of `subject` ('' = global), as `actor`. Setting the level
+    /// already configured changes nothing and records no event.
+    pub async fn set_config(&self, subject: &str, level: Compatibility, actor: &str) -> Result<()> {
+        self.change_config(subject, Some(level), actor).await?;
         Ok(())
     }
 
-    /// Removes the level of `subject` ('' = global); returns it.
-    pub async fn delete_config(&self, subject: &str) -> Result<Option<Compatibility>> {
-        let old: Option<String> = sqlx::query_scalar(
-            "DELETE FROM registry.config WHERE subject = $1 RETURNING compatibility",
-        )
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(old.and_then(|l| l.parse().ok()))
+    /// Removes the level of `subject` ('' = global), as `actor`; returns it.
+    pub async fn delete_config(&self, subject: &str, actor: &str) -> Result<Option<Compatibility>> {
+        self.change_config(subject, None, actor).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) the level of `subject`; returns the
+    /// level configured before. Any change of the configured level is an event.
+    async fn change_config(
+        &self,
+        subject: &str,
+        level: Option<Compatibility>,
+        actor: &str,
+    ) -> Result<Option<Compatibility>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let configured = |subject: &str| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT compatibility FROM registry.config WHERE subject = $1",
+            )
+            .bind(subject.to_owned())
+        };
+        let old: Option<Compatibility> = configured(subject)
+            .fetch_optional(&mut *tx)
+            .await?
+            .and_then(|l| l.parse().ok());
+        if old == level {
+            return Ok(old);
+        }
+        // What a removal falls back to: the global level, or the default for the global one.
+        let fallback = if subject.is_empty() {
+            DEFAULT_COMPATIBILITY
+        } else {
+            configured("")
+                .fetch_optional(&mut *tx)
+                .await?
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(DEFAULT_COMPATIBILITY)
+        };
+        self.check_backlog(&mut tx).await?;
+        match level {
+            Some(level) => {
+                sqlx::query(
+                    "INSERT INTO registry.config (subject, compatibility) VALUES ($1, $2)
+                     ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility",
+                )
+                .bind(subject)
+                .bind(level.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM registry.config WHERE subject = $1")
+                    .bind(subject)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let records = vec![RegistrationRecord {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            kind: RegistrationKind::CompatibilityChanged,
+            subject: subject.to_owned(),
+            version: 0,
+            id: 0,
+            schema_type: String::new(),
+            schema: String::new(),
+            references: Vec::new(),
+            compatibility: Some(level.unwrap_or(fallback).as_str().to_owned()),
+            previous: old.map(|l| l.as_str().to_owned()),
+            actor: actor.to_owned(),
+            at: Utc::now(),
+        }];
+        self.record(&mut tx, &records).await?;
+        tx.commit().await?;
+        self.notify(records);
+        Ok(old)
     }
 
     /// The mode configured for `subject` ('' = global), if any.
@@ -391,18 +456,82 @@ impl Core {
         }
     }
 
-    fn notify(&self, kind: RegistrationKind, subject: &str, version: i32, stored: &StoredSchema) {
-        if let Some(sink) = &self.sink {
-            sink.record(RegistrationRecord {
-                kind,
-                subject: subject.to_owned(),
-                version,
-                id: stored.id,
-                schema_type: stored.schema_type.clone(),
-                schema: stored.schema.clone(),
-                at: Utc::now(),
-            });
+    /// A record of a change to a subject version.
+    fn version_record(
+        kind: RegistrationKind,
+        subject: &str,
+        version: i32,
+        stored: &StoredSchema,
+        actor: &str,
+    ) -> RegistrationRecord {
+        RegistrationRecord {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            subject: subject.to_owned(),
+            version,
+            id: stored.id,
+            schema_type: stored.schema_type.clone(),
+            schema: stored.schema.clone(),
+            references: stored.references.clone(),
+            compatibility: None,
+            previous: None,
+            actor: actor.to_owned(),
+            at: Utc::now(),
         }
+    }
+
+    /// Refuses a change while the outbox holds `max_backlog` unpublished
+    /// events (to be called under the write lock, before changing anything).
+    async fn check_backlog(&self, tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+        if let Some(max) = self.max_backlog {
+            let waiting = events::backlog(&mut **tx).await?;
+            if waiting >= max {
+                return Err(Error::EventBacklogFull(waiting));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `records` in the outbox within `tx`, when events are enabled.
+    async fn record(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        records: &[RegistrationRecord],
+    ) -> Result<()> {
+        if self.max_backlog.is_some() {
+            for record in records {
+                events::insert(tx, record).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands committed `records` to the sink.
+    fn notify(&self, records: Vec<RegistrationRecord>) {
+        if let Some(sink) = &self.sink {
+            for record in records {
+                sink.record(record);
+            }
+        }
+    }
+
+    async fn stored_in(tx: &mut Transaction<'_, Postgres>, id: i32) -> Result<StoredSchema> {
+        let (schema_type, schema, references): (
+            String,
+            String,
+            sqlx::types::Json<Vec<SchemaReference>>,
+        ) = sqlx::query_as(
+            "SELECT schema_type, schema_text, references_json FROM registry.schemas WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(StoredSchema {
+            id,
+            schema_type,
+            schema,
+            references: references.0,
+        })
     }
 
     /// Registers a schema under `subject`; returns its global id.
@@ -414,6 +543,7 @@ impl Core {
         subject: &str,
         input: &SchemaInput,
         normalize: bool,
+        actor: &str,
     ) -> Result<i32> {
         let mode = self.effective_mode(subject).await?;
         self.ensure_writable(subject).await?;
@@ -446,6 +576,7 @@ impl Core {
                 });
             }
         }
+        self.check_backlog(&mut tx).await?;
         let text = if normalize {
             parsed.canonical.clone()
         } else {
@@ -479,10 +610,18 @@ impl Core {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let stored = Self::stored_in(&mut tx, id).await?;
+        let records = vec![Self::version_record(
+            RegistrationKind::Registered,
+            subject,
+            version,
+            &stored,
+            actor,
+        )];
+        self.record(&mut tx, &records).await?;
         tx.commit().await?;
         crate::metrics::REGISTRATIONS.inc();
-        let stored = self.schema_by_id(id).await?;
-        self.notify(RegistrationKind::Registered, subject, version, &stored);
+        self.notify(records);
         Ok(id)
     }
 
@@ -685,7 +824,12 @@ impl Core {
     ///
     /// # Errors
     /// 40401, 40404 (already soft-deleted), 40405 (permanent before soft), 42206.
-    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
+    pub async fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+        actor: &str,
+    ) -> Result<Vec<i32>> {
         self.ensure_writable(subject).await?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -703,6 +847,7 @@ impl Core {
             }
         }
         let versions: Vec<i32>;
+        self.check_backlog(&mut tx).await?;
         if permanent {
             if !live.is_empty() {
                 return Err(Error::SubjectNotSoftDeleted(subject.to_owned()));
@@ -728,21 +873,27 @@ impl Core {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
         let kind = if permanent {
             RegistrationKind::HardDeleted
         } else {
             RegistrationKind::SoftDeleted
         };
-        for row in rows.iter().filter(|r| versions.contains(&r.0)) {
-            let stored = StoredSchema {
-                id: row.1,
-                schema_type: row.3.clone(),
-                schema: row.4.clone(),
-                references: row.5 .0.clone(),
-            };
-            self.notify(kind, subject, row.0, &stored);
-        }
+        let records: Vec<RegistrationRecord> = rows
+            .iter()
+            .filter(|r| versions.contains(&r.0))
+            .map(|row| {
+                let stored = StoredSchema {
+                    id: row.1,
+                    schema_type: row.3.clone(),
+                    schema: row.4.clone(),
+                    references: row.5 .0.clone(),
+                };
+                Self::version_record(kind, subject, row.0, &stored, actor)
+            })
+            .collect();
+        self.record(&mut tx, &records).await?;
+        tx.commit().await?;
+        self.notify(records);
         Ok(versions)
     }
 
@@ -755,6 +906,7 @@ impl Core {
         subject: &str,
         spec: VersionSpec,
         permanent: bool,
+        actor: &str,
     ) -> Result<i32> {
         self.ensure_writable(subject).await?;
         let mut tx = self.pool.begin().await?;
@@ -773,6 +925,7 @@ impl Core {
         }
         .ok_or_else(|| Error::VersionNotFound(spec_text(spec)))?;
         let version = row.0;
+        self.check_backlog(&mut tx).await?;
         if permanent {
             if !row.2 {
                 return Err(Error::VersionNotSoftDeleted(subject.to_owned(), version));
@@ -794,7 +947,6 @@ impl Core {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         let stored = StoredSchema {
             id: row.1,
             schema_type: row.3.clone(),
@@ -806,7 +958,10 @@ impl Core {
         } else {
             RegistrationKind::SoftDeleted
         };
-        self.notify(kind, subject, version, &stored);
+        let records = vec![Self::version_record(kind, subject, version, &stored, actor)];
+        self.record(&mut tx, &records).await?;
+        tx.commit().await?;
+        self.notify(records);
         Ok(version)
     }
 

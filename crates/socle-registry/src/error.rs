@@ -53,6 +53,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("HTTP 415 Unsupported Media Type")]
     UnsupportedMediaType,
+    #[error("{0} registration events are waiting to be published (is Kafka reachable?); changes are refused until they are")]
+    EventBacklogFull(i64),
     #[error("Error in the backend data store")]
     Database(#[from] sqlx::Error),
     #[error("Error while serving HTTP")]
@@ -87,6 +89,7 @@ impl Error {
             Error::RouteNotFound => (StatusCode::NOT_FOUND, 404),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 405),
             Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
+            Error::EventBacklogFull(_) => (StatusCode::SERVICE_UNAVAILABLE, 50301),
             Error::Database(_) | Error::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +29,38 @@ const ACCEPTED: [&str; 4] = [
     "application/json",
     "application/octet-stream",
 ];
+
+/// Header naming who makes a change (recorded in registration events).
+pub const PRINCIPAL_HEADER: &str = "x-socle-user";
+
+/// The principal of a change made without [`PRINCIPAL_HEADER`].
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Longest principal accepted, in characters.
+const PRINCIPAL_MAX: usize = 256;
+
+/// Who makes the change: the `X-Socle-User` header, else [`ANONYMOUS`].
+///
+/// # Errors
+/// 400 when the header is present but empty, not UTF-8, longer than
+/// 256 characters or holds control characters: an event must not carry an
+/// unreadable principal.
+fn principal(headers: &HeaderMap) -> Result<String> {
+    let Some(value) = headers.get(PRINCIPAL_HEADER) else {
+        return Ok(ANONYMOUS.to_owned());
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Error::BadRequest("Invalid X-Socle-User header: not ASCII".into()))?
+        .trim();
+    if text.is_empty() || text.chars().count() > PRINCIPAL_MAX || text.chars().any(char::is_control)
+    {
+        return Err(Error::BadRequest(format!(
+            "Invalid X-Socle-User header: must be 1 to {PRINCIPAL_MAX} printable characters"
+        )));
+    }
+    Ok(text.to_owned())
+}
 
 type Shared = State<Arc<Core>>;
 type Params = Query<HashMap<String, String>>;
@@ -208,6 +240,22 @@ async fn content_type_and_metrics(request: Request, next: Next) -> Response {
 
 async fn health(State(core): Shared) -> Response {
     match sqlx::query("SELECT 1").execute(&core.pool).await {
+        Ok(_) if core.max_backlog.is_some() => {
+            // Registration events waiting for Kafka: at the bound, changes are refused.
+            match crate::events::backlog(&core.pool).await {
+                Ok(waiting) if core.max_backlog.is_some_and(|max| waiting >= max) => json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "unavailable", "database": "ok", "events_backlog": waiting}),
+                ),
+                Ok(waiting) => {
+                    ok(json!({"status": "ok", "database": "ok", "events_backlog": waiting}))
+                }
+                Err(e) => json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "unavailable", "database": e.to_string()}),
+                ),
+            }
+        }
         Ok(_) => ok(json!({"status": "ok", "database": "ok"})),
         Err(e) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -285,11 +333,13 @@ async fn register(
     State(core): Shared,
     Path(subject): Path<String>,
     Query(p): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    let actor = principal(&headers)?;
     let input = schema_input(&body)?;
     let id = core
-        .register(&subject, &input, flag(&p, "normalize"))
+        .register(&subject, &input, flag(&p, "normalize"), &actor)
         .await?;
     Ok(ok(json!({ "id": id })))
 }
@@ -309,9 +359,12 @@ async fn delete_subject(
     State(core): Shared,
     Path(subject): Path<String>,
     Query(p): Params,
+    headers: HeaderMap,
 ) -> Result<Response> {
+    let actor = principal(&headers)?;
     Ok(ok(json!(
-        core.delete_subject(&subject, flag(&p, "permanent")).await?
+        core.delete_subject(&subject, flag(&p, "permanent"), &actor)
+            .await?
     )))
 }
 
@@ -319,10 +372,12 @@ async fn delete_version(
     State(core): Shared,
     Path((subject, version)): Path<(String, String)>,
     Query(p): Params,
+    headers: HeaderMap,
 ) -> Result<Response> {
+    let actor = principal(&headers)?;
     let spec = VersionSpec::parse(&version)?;
     Ok(ok(json!(
-        core.delete_version(&subject, spec, flag(&p, "permanent"))
+        core.delete_version(&subject, spec, flag(&p, "permanent"), &actor)
             .await?
     )))
 }
@@ -331,18 +386,12 @@ fn parse_id(id: &str) -> Result<i32> {
     id.parse().map_err(|_| Error::SchemaNotFound(id.to_owned()))
 }
 
-async fn schema_by_id(
-    State(core): Shared,
-    Path(id): Path<String>,
-    Query(p): Params,
-) -> Result<Response> {
+async fn schema_by_id(State(core): Shared, Path(id): Path<String>) -> Result<Response> {
     let id = parse_id(&id)?;
-    if let Some(subject) = p.get("subject") {
-        let versions = core.id_versions(id, true).await?;
-        if !versions.iter().any(|(s, _)| s == subject) {
-            return Err(Error::SchemaNotFound(id.to_string()));
-        }
-    }
+    // `?subject=` only selects a schema context in Confluent's registry; in the default
+    // context (the only one here) the id is found whatever the subject. Clients rely on it:
+    // confluent-kafka's AvroDeserializer (2.16) asks `?subject=<topic>-value` even for data
+    // written under another subject name strategy.
     let stored = core.schema_by_id(id).await?;
     let mut out = serde_json::Map::new();
     add_type_and_refs(&mut out, &stored.schema_type, &stored.references);
@@ -423,10 +472,15 @@ async fn get_global_config(State(core): Shared) -> Result<Response> {
     Ok(ok(json!({ "compatibilityLevel": level.as_str() })))
 }
 
-async fn put_global_config(State(core): Shared, body: Bytes) -> Result<Response> {
+async fn put_global_config(
+    State(core): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let actor = principal(&headers)?;
     let level = match parse_level(&body)? {
         Some(level) => {
-            core.set_config("", level).await?;
+            core.set_config("", level, &actor).await?;
             level
         }
         None => core.compatibility(None).await?,
@@ -434,9 +488,10 @@ async fn put_global_config(State(core): Shared, body: Bytes) -> Result<Response>
     Ok(ok(json!({ "compatibility": level.as_str() })))
 }
 
-async fn delete_global_config(State(core): Shared) -> Result<Response> {
+async fn delete_global_config(State(core): Shared, headers: HeaderMap) -> Result<Response> {
+    let actor = principal(&headers)?;
     let old = core.compatibility(None).await?;
-    core.delete_config("").await?;
+    core.delete_config("", &actor).await?;
     Ok(ok(json!({ "compatibilityLevel": old.as_str() })))
 }
 
@@ -456,11 +511,13 @@ async fn get_subject_config(
 async fn put_subject_config(
     State(core): Shared,
     Path(subject): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    let actor = principal(&headers)?;
     let level = match parse_level(&body)? {
         Some(level) => {
-            core.set_config(&subject, level).await?;
+            core.set_config(&subject, level, &actor).await?;
             level
         }
         None => core.compatibility(Some(&subject)).await?,
@@ -471,8 +528,10 @@ async fn put_subject_config(
 async fn delete_subject_config(
     State(core): Shared,
     Path(subject): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response> {
-    match core.delete_config(&subject).await? {
+    let actor = principal(&headers)?;
+    match core.delete_config(&subject, &actor).await? {
         Some(old) => Ok(ok(json!({ "compatibilityLevel": old.as_str() }))),
         None if !core.subject_exists(&subject).await? => Err(Error::SubjectNotFound(subject)),
         None => Err(Error::SubjectConfigNotFound(subject)),

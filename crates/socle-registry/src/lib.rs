@@ -21,6 +21,7 @@
 mod avro;
 mod core;
 mod error;
+mod events;
 mod http;
 mod json_schema;
 mod metrics;
@@ -35,7 +36,8 @@ use sqlx::PgPool;
 
 pub use crate::core::{SchemaReference, DEFAULT_COMPATIBILITY};
 pub use crate::error::{Error, Result};
-pub use crate::http::CONTENT_TYPE;
+pub use crate::events::{PendingEvents, DEFAULT_MAX_BACKLOG};
+pub use crate::http::{ANONYMOUS, CONTENT_TYPE, PRINCIPAL_HEADER};
 
 /// DDL of the registry's tables, idempotent.
 const MIGRATION: &str = include_str!("../migrations/registry.sql");
@@ -43,8 +45,8 @@ const MIGRATION: &str = include_str!("../migrations/registry.sql");
 /// Key of the advisory lock taken while the DDL runs (several instances may start at once).
 const MIGRATION_LOCK: i64 = 20_000;
 
-/// What happened to a subject version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happened to a subject version, or to a compatibility level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RegistrationKind {
     /// A new version was registered.
     Registered,
@@ -52,25 +54,48 @@ pub enum RegistrationKind {
     SoftDeleted,
     /// A version was permanently deleted.
     HardDeleted,
+    /// The compatibility level of a subject (or the global one) changed.
+    CompatibilityChanged,
 }
 
-/// One change to the registry's contents, handed to a [`RegistrationSink`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One change to the registry's contents or configuration, handed to a
+/// [`RegistrationSink`] and, when events are enabled
+/// ([`Registry::with_events`]), stored in the `registry.events` outbox in the
+/// same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegistrationRecord {
+    /// UUIDv7 given when the change is committed; the event's id, kept across
+    /// publication retries so that consumers can drop duplicates.
+    pub event_id: String,
     pub kind: RegistrationKind,
+    /// The subject; `""` for the global compatibility level.
     pub subject: String,
+    /// Subject version (0 for [`RegistrationKind::CompatibilityChanged`]).
     pub version: i32,
-    /// Global schema id.
+    /// Global schema id (0 for [`RegistrationKind::CompatibilityChanged`]).
     pub id: i32,
-    /// `AVRO`, `JSON` or `PROTOBUF`.
+    /// `AVRO`, `JSON` or `PROTOBUF` (empty for a compatibility change).
     pub schema_type: String,
+    /// The schema text (empty for a compatibility change).
     pub schema: String,
+    #[serde(default)]
+    pub references: Vec<SchemaReference>,
+    /// For a compatibility change: the level now in effect.
+    #[serde(default)]
+    pub compatibility: Option<String>,
+    /// For a compatibility change: the level in effect before, if one was set.
+    #[serde(default)]
+    pub previous: Option<String>,
+    /// Who made the change: the `X-Socle-User` header, else `anonymous`.
+    pub actor: String,
     pub at: DateTime<Utc>,
 }
 
-/// Receives every registration and deletion after it is committed.
+/// Receives every registration, deletion and compatibility change after it is
+/// committed. A sink alone is best effort (a crash between the commit and the
+/// call loses the notification); [`Registry::with_events`] is the durable path.
 pub trait RegistrationSink: Send + Sync + 'static {
-    /// Called once per changed subject version; must not block.
+    /// Called once per changed subject version or level; must not block.
     fn record(&self, record: RegistrationRecord);
 }
 
@@ -102,7 +127,11 @@ impl Registry {
     pub async fn new(pool: PgPool) -> Result<Registry> {
         Self::migrate(&pool).await?;
         Ok(Registry {
-            core: Arc::new(core::Core { pool, sink: None }),
+            core: Arc::new(core::Core {
+                pool,
+                sink: None,
+                max_backlog: None,
+            }),
         })
     }
 
@@ -124,16 +153,72 @@ impl Registry {
         Ok(())
     }
 
-    /// Sends every committed registration and deletion to `sink`.
+    /// Sends every committed registration, deletion and compatibility change to `sink`.
     #[must_use]
     pub fn with_sink(self, sink: Arc<dyn RegistrationSink>) -> Registry {
-        let pool = self.core.pool.clone();
         Registry {
             core: Arc::new(core::Core {
-                pool,
+                pool: self.core.pool.clone(),
                 sink: Some(sink),
+                max_backlog: self.core.max_backlog,
             }),
         }
+    }
+
+    /// Records every change as an event in the `registry.events` outbox, in the
+    /// same transaction as the change, for a relay to publish
+    /// ([`Registry::pending_events`]). Changes are refused (503, error code
+    /// 50301) while `max_backlog` events or more wait for publication:
+    /// back-pressure rather than an unbounded queue, and never a silent drop.
+    #[must_use]
+    pub fn with_events(self, max_backlog: i64) -> Registry {
+        Registry {
+            core: Arc::new(core::Core {
+                pool: self.core.pool.clone(),
+                sink: self.core.sink.clone(),
+                max_backlog: Some(max_backlog.max(1)),
+            }),
+        }
+    }
+
+    /// Registers `schema` (Avro) under `subject` in-process, as `actor`, with
+    /// the same rules as `POST /subjects/{subject}/versions`; returns its id.
+    /// Used by the registry to register its own event contracts before it serves.
+    ///
+    /// # Errors
+    /// As the HTTP registration: 42201 invalid, 409 incompatible, 42205 read-only.
+    pub async fn register_schema(&self, subject: &str, schema: &str, actor: &str) -> Result<i32> {
+        let input = core::SchemaInput {
+            schema: Some(schema.to_owned()),
+            ..core::SchemaInput::default()
+        };
+        self.core.register(subject, &input, false, actor).await
+    }
+
+    /// Sets the compatibility level of `subject` (`""` = global) in-process, as `actor`.
+    ///
+    /// # Errors
+    /// 42203 for an unknown level, 50001 when PostgreSQL fails.
+    pub async fn set_compatibility(&self, subject: &str, level: &str, actor: &str) -> Result<()> {
+        let level = level.parse().map_err(|()| Error::InvalidCompatibility)?;
+        self.core.set_config(subject, level, actor).await
+    }
+
+    /// Leases up to `limit` unpublished registration events, oldest first, for
+    /// a relay to publish; `None` while another relay holds the lease.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when PostgreSQL fails.
+    pub async fn pending_events(&self, limit: i64) -> Result<Option<PendingEvents>> {
+        PendingEvents::lease(&self.core.pool, limit).await
+    }
+
+    /// Number of registration events waiting to be published.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when PostgreSQL fails.
+    pub async fn events_backlog(&self) -> Result<i64> {
+        events::backlog(&self.core.pool).await
     }
 
     /// The HTTP API (Confluent REST API, plus `/health` and `/metrics`).

@@ -308,3 +308,32 @@ fn public_futures_are_spawnable(
         registry.serve(listener, std::future::pending()),
     ));
 }
+
+#[tokio::test]
+async fn a_schema_id_is_found_whatever_the_subject_parameter() {
+    // As Confluent's registry in its default context; confluent-kafka's AvroDeserializer asks
+    // `/schemas/ids/{id}?subject=<topic>-value` for data registered under another subject.
+    common::with_database(|pool| async move {
+        let registry = Registry::new(pool).await.expect("registry");
+        let (api, _stop) = start(registry).await;
+        let (_, body) = api
+            .send(
+                "POST",
+                "/subjects/t-socle.test.User/versions",
+                Some(json!({"schema": USER_V1})),
+            )
+            .await;
+        let id = body["id"].as_i64().expect("id");
+        for query in ["", "?subject=t-value", "?subject=t-socle.test.User"] {
+            let (status, body) = api
+                .send("GET", &format!("/schemas/ids/{id}{query}"), None)
+                .await;
+            assert_eq!((status, &body["schema"]), (200, &json!(USER_V1)), "{query}");
+        }
+        let (status, body) = api
+            .send("GET", "/schemas/ids/999?subject=t-value", None)
+            .await;
+        assert_eq!((status, &body["error_code"]), (404, &json!(40403)));
+    })
+    .await;
+}
