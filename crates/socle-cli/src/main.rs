@@ -1,7 +1,9 @@
 //! `socle`: one binary, one subcommand per component.
 
+mod audit;
 mod demo;
 mod schemas;
+mod seal;
 mod settings;
 
 use std::path::PathBuf;
@@ -11,7 +13,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use socle_kafka::admin::{Applied, TopicsFile};
-use socle_kafka::tail::TrailReader;
 use socle_kafka::{AccessTrail, Codec, EventProducer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -59,10 +60,15 @@ enum Command {
         #[command(subcommand)]
         command: ProduceCommand,
     },
-    /// Read the access trail.
+    /// Read, export and verify the access trail.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
+    },
+    /// Seal topics: hash chain and signed checkpoints.
+    Seal {
+        #[command(subcommand)]
+        command: seal::SealCommand,
     },
 }
 
@@ -139,22 +145,6 @@ struct PersonArgs {
     email: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Print the last entries of the access trail.
-    Tail {
-        /// How many entries per partition to start from.
-        #[arg(short = 'n', long, default_value_t = 20)]
-        last: i64,
-        /// Keep printing new entries as they arrive.
-        #[arg(short, long)]
-        follow: bool,
-        /// One JSON document per line instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -208,9 +198,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce {
             command: ProduceCommand::PersonRegistered(args),
         } => produce_person(&settings, args).await,
-        Command::Audit {
-            command: AuditCommand::Tail { last, follow, json },
-        } => audit_tail(&settings, last, follow, json, shutdown).await,
+        Command::Audit { command } => audit::run(&settings, command, shutdown).await,
+        Command::Seal { command } => seal::run(&settings, command, shutdown).await,
     }
 }
 
@@ -490,93 +479,4 @@ async fn produce_person(settings: &Settings, args: PersonArgs) -> anyhow::Result
         published.delivered.offset
     );
     Ok(())
-}
-
-async fn audit_tail(
-    settings: &Settings,
-    last: i64,
-    follow: bool,
-    json: bool,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let codec = codec(settings)?;
-    let timeout = Duration::from_secs(10);
-    let reader = TrailReader::open(
-        &settings.kafka.brokers,
-        &settings.topics.access,
-        last,
-        timeout,
-    )
-    .await
-    .context("opening the access trail")?;
-    let print = |t: &socle_kafka::tail::Tailed| {
-        if json {
-            println!("{}", tailed_json(t));
-        } else {
-            println!("{}", tailed_line(t));
-        }
-    };
-    let events = reader.read_to_end(&codec, timeout).await?;
-    if !json {
-        println!(
-            "{:<27} {:<7} {:<20} {:<15} {:<12} {:<20} PERSONS",
-            "WHEN", "DECISION", "USER", "ORGANISATION", "ACTION", "REASON"
-        );
-    }
-    for t in &events {
-        print(t);
-    }
-    if follow {
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                n = reader.next(&codec) => n?,
-            };
-            print(&next);
-        }
-    }
-    Ok(())
-}
-
-fn when(t: &socle_kafka::tail::Tailed) -> String {
-    socle_domain::time::from_micros(t.event.envelope.recorded_at)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| t.event.envelope.recorded_at.to_string())
-}
-
-fn tailed_line(t: &socle_kafka::tail::Tailed) -> String {
-    let e = &t.event;
-    format!(
-        "{:<27} {:<8} {:<20} {:<15} {:<12} {:<20} {}",
-        when(t),
-        e.decision.as_str(),
-        e.user,
-        e.organisation,
-        e.action,
-        e.reason.as_deref().unwrap_or("-"),
-        if e.person_ids.is_empty() {
-            "-".to_owned()
-        } else {
-            e.person_ids.join(",")
-        }
-    )
-}
-
-fn tailed_json(t: &socle_kafka::tail::Tailed) -> serde_json::Value {
-    let e = &t.event;
-    serde_json::json!({
-        "partition": t.partition,
-        "offset": t.offset,
-        "event_id": e.envelope.event_id,
-        "recorded_at": when(t),
-        "request_id": e.request_id,
-        "user": e.user,
-        "organisation": e.organisation,
-        "auth_strength": e.auth_strength,
-        "action": e.action,
-        "resource": e.resource,
-        "person_ids": e.person_ids,
-        "decision": e.decision.as_str(),
-        "reason": e.reason,
-    })
 }

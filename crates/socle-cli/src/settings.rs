@@ -19,6 +19,7 @@ pub struct Settings {
     pub api: Api,
     pub topics: Topics,
     pub projector: Projector,
+    pub seal: Seal,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +72,20 @@ pub struct Projector {
     pub batch_timeout_ms: u64,
 }
 
+/// `socle seal` and the verifier (docs/audit.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    pub topics: Vec<String>,
+    pub seal_topic: String,
+    pub every_entries: usize,
+    pub every_ms: u64,
+    /// The signing key (PKCS#8 PEM): a secret file, never printed.
+    pub private_key: PathBuf,
+    /// The public key published with the deployment (SPKI PEM).
+    pub public_key: PathBuf,
+}
+
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment.
     ///
@@ -110,6 +125,9 @@ impl Settings {
         let bad = |m: &str| Err(config::ConfigError::Message(m.to_owned()));
         if self.projector.batch_size == 0 {
             return bad("projector.batch_size must be at least 1");
+        }
+        if self.seal.every_entries == 0 || self.seal.every_ms == 0 {
+            return bad("seal.every_entries and seal.every_ms must be at least 1");
         }
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");

@@ -111,6 +111,11 @@ fn every_schema_follows_the_contract_rules() {
     let mut sealed_contents = Vec::new();
     let (mut envelopes, mut sealeds) = (0, 0);
     for path in &files {
+        // Ingress contracts carry personal fields in clear and no envelope, by design: operators
+        // cannot seal (docs/ingest.md); crates/socle-ingest tests them.
+        if path.parent().is_some_and(|p| p.ends_with("ingress")) {
+            continue;
+        }
         let (json, _) = load(path);
         let top = full_name(&json, None);
         let file_stem = path.file_stem().and_then(|s| s.to_str()).expect("stem");

@@ -1,9 +1,30 @@
 //! The write path: everything that enters socle's canonical topics goes through here.
 //!
-//! A [`Publisher`] seals the personal fields with the person's own key (created on first use in
-//! the key store), encodes the event with the registry, and publishes it keyed by the person's
-//! pseudonymous id, so each person's history is totally ordered. It returns only once the broker
-//! has acknowledged the event on all in-sync replicas.
+//! Operators' information systems publish on their own ingress topic, in the ingress contracts
+//! (`schemas/ingress/`), with personal fields in clear since they do not hold socle's per-person
+//! keys. [`run`] (`socle ingest`) reads those topics and, for each message, checks the frame,
+//! decodes it with the writer's registered schema ([`decode`]), applies the business rules with
+//! the real references and checks that the operator may say this ([`rules`]), seals the
+//! personal fields with the person's key ([`canonicalize`]), and publishes the canonical event on
+//! the persons topic, or a dead letter with the original bytes and a precise reason. Outputs and
+//! input offsets are committed in one Kafka transaction: nothing lost, nothing published twice.
+//!
+//! [`Publisher`] is the older direct path (seal, encode, publish one registration), used by the
+//! demo loader and `socle produce`.
+
+pub mod canonical;
+pub mod canonicalize;
+pub mod contracts;
+pub mod decode;
+pub mod fuzzing;
+pub mod ingress;
+pub mod keys;
+pub mod registry;
+pub mod rules;
+mod run;
+pub mod synthetic;
+
+pub use run::{run, IngestConfig, Ingestor, Source, Taken, Totals};
 
 use std::sync::Arc;
 
@@ -26,8 +47,33 @@ pub enum Error {
     Kafka(#[from] socle_kafka::Error),
     #[error(transparent)]
     Store(#[from] socle_store::Error),
-    #[error("invalid registration: {0}")]
+    #[error("invalid: {0}")]
     Invalid(String),
+    #[error("kafka: {0}")]
+    Consumer(#[from] rdkafka::error::KafkaError),
+    #[error("schema registry: {0}")]
+    Registry(String),
+    #[error("transaction aborted, the batch will be read again: {0}")]
+    Aborted(Box<Error>),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether retrying the same batch later can help (a service unreachable, a transaction
+    /// aborted). Never true for a fault of the message itself: those are dead-lettered.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kafka(k) => !k.is_poison(),
+            Error::Store(s) => s.is_transient(),
+            Error::Registry(_) | Error::Aborted(_) => true,
+            Error::Consumer(e) => !matches!(
+                e,
+                rdkafka::error::KafkaError::Transaction(t) if t.is_fatal()
+            ),
+            Error::Invalid(_) | Error::Internal(_) => false,
+        }
+    }
 }
 
 /// A registration as an operator states it, before sealing.

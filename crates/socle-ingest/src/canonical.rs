@@ -1,0 +1,147 @@
+//! Canonical person events (`schemas/person/`) that `socle_domain` does not type yet, field for
+//! field, and the personal records sealed inside them. `PersonRegistered` and
+//! `PersonIdentity` come from `socle_domain`.
+
+use serde::{Deserialize, Serialize};
+use socle_domain::{Envelope, Sealed};
+use uuid::Uuid;
+
+/// `socle.pii.PersonContact`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonContact {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address_line: Option<String>,
+    pub address_complement: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+/// `socle.pii.PersonHealthSituation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonHealthSituation {
+    pub rqth: Option<bool>,
+    pub rqth_until: Option<i32>,
+    pub boeth: Option<bool>,
+}
+
+/// `socle.person.PersonIdentityUpdated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonIdentityUpdated {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    pub personal: Sealed,
+}
+
+/// `socle.person.PersonContactUpdated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonContactUpdated {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    pub commune: String,
+    pub departement: String,
+    pub personal: Sealed,
+}
+
+/// `socle.person.PersonSituationUpdated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonSituationUpdated {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    pub effective_on: i32,
+    pub registration_category: Option<String>,
+    pub rsa_beneficiary: Option<bool>,
+    pub personal: Sealed,
+}
+
+/// `socle.person.FollowStarted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowStarted {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub follow_id: Uuid,
+    pub organisation: String,
+    pub ecosystem: String,
+    pub activity: String,
+    pub territory: String,
+    pub purpose: String,
+    pub started_on: i32,
+    pub until: Option<i32>,
+}
+
+/// `socle.person.FollowEnded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowEnded {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub follow_id: Uuid,
+    pub organisation: String,
+    pub ended_on: i32,
+    pub reason_code: Option<String>,
+}
+
+/// `socle.person.PersonExited`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonExited {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    pub operator: String,
+    pub organisation: String,
+    pub exited_on: i32,
+    pub destination: String,
+    pub contract: Option<String>,
+    pub rome: Option<String>,
+    pub reason_code: Option<String>,
+}
+
+/// `socle.person.ServicePrescribed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePrescribed {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub prescription_id: Uuid,
+    pub prescriber_organisation: String,
+    pub service_id: String,
+    pub structure_id: String,
+    pub structure_siret: Option<String>,
+    pub thematiques: Vec<String>,
+    pub prescribed_on: i32,
+    pub advisor: Option<String>,
+}
+
+/// `socle.ingest.DeadLetter`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub envelope: Envelope,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub source_timestamp: Option<i64>,
+    #[serde(with = "serde_bytes")]
+    pub key: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<DeadLetterHeader>,
+    pub reason_code: String,
+    pub reason_detail: Option<String>,
+    pub field: Option<String>,
+    pub schema_id: Option<i32>,
+    pub producer_organisation: Option<String>,
+}
+
+/// `socle.ingest.Header`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterHeader {
+    pub key: String,
+    #[serde(with = "serde_bytes")]
+    pub value: Option<Vec<u8>>,
+}

@@ -1,0 +1,227 @@
+//! The decode → rules path offline (no registry: schema ids 1..=8 stand for the ingress
+//! contracts in order), against the real reference data in `shared/data`.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use chrono::Utc;
+use socle_domain::reference::{ReferencePaths, Referential};
+use socle_ingest::decode;
+use socle_ingest::ingress::Ingress;
+use socle_ingest::rules::{self, Context, Rejection};
+use socle_ingest::synthetic::{self, Bad};
+use uuid::Uuid;
+
+fn shared_data() -> PathBuf {
+    std::env::var_os("SOCLE_SHARED_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")),
+        PathBuf::from,
+    )
+}
+
+static REFERENTIAL: LazyLock<Referential> = LazyLock::new(|| {
+    Referential::load(&ReferencePaths::under(&shared_data())).expect("shared/data loads")
+});
+
+fn id_of(m: &Ingress) -> u32 {
+    let c = decode::contract_of(m);
+    let pos = socle_ingest::contracts::ingress()
+        .iter()
+        .position(|x| x.name == c.name)
+        .expect("ingress contract");
+    u32::try_from(pos).expect("small") + 1
+}
+
+fn judge(operator: &str, key: &str, value: &[u8]) -> Result<Uuid, Rejection> {
+    let frame = decode::frame(Some(value), &[])?;
+    let contracts = socle_ingest::contracts::ingress();
+    let Some(reader) = usize::try_from(frame.schema_id)
+        .ok()
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| contracts.get(i))
+    else {
+        return Err(Rejection::new("schema.unknown_id", "unknown", None));
+    };
+    let message = decode::body(&reader.schema, reader, true, frame.body)?;
+    let ctx = Context {
+        referential: &REFERENTIAL,
+        operator,
+        now: Utc::now(),
+    };
+    rules::check(&message, Some(key.as_bytes()), &ctx)
+}
+
+fn framed(m: &Ingress) -> Vec<u8> {
+    socle_kafka::framing::Frame::encode(id_of(m), &decode::encode_body(m).expect("encodes"))
+}
+
+#[test]
+fn a_whole_synthetic_life_passes_for_every_operator() {
+    let now = Utc::now();
+    for operator in socle_domain::person::OPERATORS {
+        for n in [0, 1, 7, 12_345, 99_999_999] {
+            let mut ids = Vec::new();
+            for m in synthetic::life(operator, n, now) {
+                let id = judge(operator, &synthetic::operator_ref(n), &framed(&m))
+                    .unwrap_or_else(|r| panic!("{operator} person {n}: {m:?}: {r:?}"));
+                ids.push(id);
+            }
+            // Every message of one person maps to the same person id, derived from the ref.
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+            assert_eq!(ids[0].get_version_num(), 5);
+        }
+    }
+}
+
+#[test]
+fn each_kind_of_bad_input_gets_its_reason_code() {
+    let now = Utc::now();
+    for operator in socle_domain::person::OPERATORS {
+        for bad in Bad::ALL {
+            let (key, value) = bad.message(operator, 42, now, &id_of);
+            let got = judge(operator, &key, &value).expect_err("refused");
+            let want = if bad == Bad::UnknownSchemaId {
+                "schema.unknown_id"
+            } else {
+                bad.code()
+            };
+            assert_eq!(got.code, want, "{operator} {bad:?}: {got:?}");
+        }
+    }
+}
+
+#[test]
+fn an_operator_cannot_state_fields_it_does_not_own() {
+    let now = Utc::now();
+    // A Mission Locale states RQTH: refused, health data is not its to write.
+    let mut life = synthetic::life("mission-locale", 3, now);
+    let Ingress::SituationUpdated(mut s) = life.swap_remove(2) else {
+        panic!("situation")
+    };
+    s.health.rqth = Some(true);
+    let m = Ingress::SituationUpdated(s.clone());
+    let r = judge("mission-locale", &synthetic::operator_ref(3), &framed(&m)).expect_err("refused");
+    assert_eq!(
+        (r.code, r.field),
+        ("authz.field_not_writable", Some("health"))
+    );
+    // Cap Emploi states a France Travail registration category: refused.
+    let mut life = synthetic::life("cap-emploi", 3, now);
+    let Ingress::SituationUpdated(mut s) = life.swap_remove(2) else {
+        panic!("situation")
+    };
+    s.registration_category = Some("B".into());
+    let r = judge(
+        "cap-emploi",
+        &synthetic::operator_ref(3),
+        &framed(&Ingress::SituationUpdated(s)),
+    )
+    .expect_err("refused");
+    assert_eq!(
+        (r.code, r.field),
+        ("authz.field_not_writable", Some("registration_category"))
+    );
+}
+
+#[test]
+fn personal_values_never_appear_in_the_reason() {
+    let now = Utc::now();
+    let (key, value) = Bad::NirKey.message("france-travail", 42, now, &id_of);
+    let r = judge("france-travail", &key, &value).expect_err("refused");
+    let reg = synthetic::registered("france-travail", 42, now);
+    let nir = reg.identity.nir.expect("nir");
+    assert_eq!(r.field, Some("identity.nir"));
+    assert!(!r.detail.contains(&nir[..13]), "{}", r.detail);
+    let (key, value) = Bad::BirthDateAgeTooLow.message("france-travail", 42, now, &id_of);
+    let r = judge("france-travail", &key, &value).expect_err("refused");
+    assert!(
+        !r.detail.chars().any(|c| c.is_ascii_digit()),
+        "{}",
+        r.detail
+    );
+}
+
+#[test]
+fn rome_and_data_inclusion_values_are_checked_against_the_referential() {
+    use socle_ingest::ingress::{PersonExited, ServicePrescribed};
+    let now = Utc::now();
+    let sub = synthetic::submission("france-travail", 5, 9, now);
+    let exited = |rome: &str| {
+        Ingress::Exited(PersonExited {
+            submission: sub.clone(),
+            operator: "france-travail".into(),
+            organisation: synthetic::organisation("france-travail"),
+            exited_on: socle_domain::time::to_days(now.date_naive()),
+            destination: "EMPLOYMENT".into(),
+            contract: Some("CDI".into()),
+            rome: Some(rome.into()),
+            reason_code: None,
+        })
+    };
+    let key = synthetic::operator_ref(5);
+    assert!(judge("france-travail", &key, &framed(&exited("M1805"))).is_ok());
+    assert_eq!(
+        judge("france-travail", &key, &framed(&exited("Z9999")))
+            .expect_err("bad")
+            .code,
+        "rome.format"
+    );
+    assert_eq!(
+        judge("france-travail", &key, &framed(&exited("A9999")))
+            .expect_err("bad")
+            .code,
+        "rome.unknown"
+    );
+    let prescribed = |t: &str| {
+        Ingress::ServicePrescribed(ServicePrescribed {
+            submission: sub.clone(),
+            prescription_id: Uuid::new_v4(),
+            prescriber_organisation: synthetic::organisation("france-travail"),
+            service_id: "dora--1234".into(),
+            structure_id: "dora--99".into(),
+            structure_siret: None,
+            thematiques: vec![t.into()],
+            prescribed_on: socle_domain::time::to_days(now.date_naive()),
+            advisor: None,
+        })
+    };
+    let known = REFERENTIAL
+        .inclusion
+        .list(socle_domain::validate::InclusionList::Thematique)
+        .entries()[0]
+        .value
+        .clone();
+    assert!(judge("france-travail", &key, &framed(&prescribed(&known))).is_ok());
+    assert_eq!(
+        judge(
+            "france-travail",
+            &key,
+            &framed(&prescribed("pas-une-thematique"))
+        )
+        .expect_err("bad")
+        .code,
+        "inclusion.thematique.unknown"
+    );
+}
+
+#[test]
+fn header_borne_schema_ids_are_refused_with_their_own_reason() {
+    let r = decode::frame(Some(&[0, 0, 0, 0, 1, 2]), &["__value_schema_id"]).expect_err("refused");
+    assert_eq!(r.code, "frame.header_schema_id_unsupported");
+}
+
+#[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ingest.md"))
+        .expect("docs/ingest.md");
+    for code in rules::CODES
+        .iter()
+        .chain(decode::CODES)
+        .chain(&["pii.key_erased"])
+    {
+        assert!(
+            doc.contains(&format!("`{code}`")),
+            "{code} missing from docs/ingest.md"
+        );
+    }
+}

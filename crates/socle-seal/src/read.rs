@@ -1,0 +1,116 @@
+//! Reading a whole topic back from Kafka, bytes as stored: the online side of the verifier and
+//! of `socle audit export`.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use socle_kafka::Codec;
+
+use crate::verify::Entry;
+use crate::{Error, Result, CHECKPOINT};
+
+/// Every entry of `topic` (only `partition` if given) from the start of the log to its end as
+/// of now, in offset order per partition.
+///
+/// # Errors
+/// [`Error::Kafka`] when the topic cannot be read, [`Error::NoTopic`] when it does not exist,
+/// [`Error::Timeout`] when the broker stops answering.
+pub async fn entries(
+    brokers: &str,
+    topic: &str,
+    partition: Option<i32>,
+    timeout: Duration,
+) -> Result<Vec<Entry>> {
+    let consumer: StreamConsumer = socle_kafka::client_config(brokers)
+        .set("group.id", "socle-seal-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(socle_kafka::Error::from)?;
+    let topic_owned = topic.to_owned();
+    let (consumer, mut bounds) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let metadata = consumer
+            .fetch_metadata(Some(&topic_owned), timeout)
+            .map_err(socle_kafka::Error::from)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic_owned && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| partition.is_none_or(|only| only == *p))
+            .collect();
+        if partitions.is_empty() {
+            return Err(Error::NoTopic(match partition {
+                Some(p) => format!("{topic_owned} has no partition {p}"),
+                None => format!("topic {topic_owned} does not exist"),
+            }));
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut bounds = Vec::new();
+        for p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic_owned, p, timeout)
+                .map_err(socle_kafka::Error::from)?;
+            if high > low {
+                tpl.add_partition_offset(&topic_owned, p, Offset::Offset(low))
+                    .map_err(socle_kafka::Error::from)?;
+                bounds.push((p, low, high));
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.assign(&tpl).map_err(socle_kafka::Error::from)?;
+        }
+        Ok((consumer, bounds))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("watermark task failed: {e}")))??;
+
+    let mut out = Vec::new();
+    while bounds.iter().any(|(_, at, end)| at < end) {
+        let m = tokio::time::timeout(timeout, consumer.recv())
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
+            .map_err(socle_kafka::Error::from)?;
+        let Some(b) = bounds.iter_mut().find(|(p, _, _)| *p == m.partition()) else {
+            continue;
+        };
+        if m.offset() >= b.2 {
+            continue;
+        }
+        b.1 = m.offset() + 1;
+        out.push(Entry {
+            topic: topic.to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+        });
+    }
+    out.sort_by_key(|e| (e.partition, e.offset));
+    Ok(out)
+}
+
+/// The checkpoints on `seal_topic` that seal `sealed_topic`.
+///
+/// # Errors
+/// As [`entries`], plus [`Error::Kafka`] wrapping a decoding error for an entry of the seal
+/// topic that is not a checkpoint (an unreadable seal is itself a finding to investigate).
+pub async fn checkpoints(
+    brokers: &str,
+    codec: &Codec,
+    seal_topic: &str,
+    sealed_topic: &str,
+    timeout: Duration,
+) -> Result<Vec<crate::chain::Checkpoint>> {
+    let mut out = Vec::new();
+    for e in entries(brokers, seal_topic, None, timeout).await? {
+        let Some(value) = &e.value else { continue };
+        let cp: crate::chain::Checkpoint = codec.decode_as(value, &CHECKPOINT).await?;
+        if cp.topic == sealed_topic {
+            out.push(cp);
+        }
+    }
+    Ok(out)
+}

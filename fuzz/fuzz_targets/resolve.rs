@@ -1,0 +1,4 @@
+#![no_main]
+//! See `socle_ingest::fuzzing::resolve`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| socle_ingest::fuzzing::resolve(data));
