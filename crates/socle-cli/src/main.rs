@@ -291,7 +291,9 @@ async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyh
         batch_size: settings.projector.batch_size,
         batch_timeout: Duration::from_millis(settings.projector.batch_timeout_ms),
     };
-    socle_projector::run(config, pool, codec(settings)?, shutdown)
+    let models =
+        socle_projector::Models::new(&agreements(settings)?, socle_projector::Layout::live());
+    socle_projector::run(config, pool, codec(settings)?, models, shutdown)
         .await
         .context("projector")
 }
@@ -307,6 +309,16 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         settings.topics.access.clone(),
     );
     let state = socle_api::AppState {
+/// The data-sharing agreements (`agreements.dir`), validated.
+fn agreements(settings: &Settings) -> anyhow::Result<socle_agreements::Agreements> {
+    socle_agreements::Agreements::load_dir(&settings.agreements.dir).with_context(|| {
+        format!(
+            "loading the agreements in {}",
+            settings.agreements.dir.display()
+        )
+    })
+}
+
         pool,
         trail,
         codec,

@@ -19,6 +19,9 @@ pub struct Settings {
     pub api: Api,
     pub topics: Topics,
     pub projector: Projector,
+    pub agreements: AgreementsSettings,
+    pub auth: Auth,
+    pub ingest: Ingest,
     pub seal: Seal,
 }
 
@@ -62,6 +65,13 @@ pub struct Topics {
     pub persons: String,
     pub access: String,
     pub file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementsSettings {
+    /// Folder of the data-sharing agreements, one `<ecosystem>.toml` each.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]

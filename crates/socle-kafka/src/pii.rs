@@ -32,3 +32,26 @@ pub fn open_identity(key: &DataKey, person_id: Uuid, sealed: &Sealed) -> Result<
     let plaintext = key.open(person_id, sealed)?;
     from_datum(&plaintext, &PERSON_IDENTITY)
 }
+
+/// Opens a sealed block whose content is the record of `contract`, as an Avro value.
+///
+/// # Errors
+/// [`Error::UnexpectedType`] when the block holds another record, [`Error::Pii`] when it does
+/// not open for this person and key, [`Error::Avro`] when the plaintext does not decode.
+pub fn open_value(
+    key: &DataKey,
+    person_id: Uuid,
+    sealed: &Sealed,
+    contract: &crate::schemas::Contract,
+) -> Result<apache_avro::types::Value> {
+    if sealed.content != contract.name {
+        return Err(Error::UnexpectedType {
+            expected: contract.name.to_owned(),
+            found: sealed.content.clone(),
+        });
+    }
+    let plaintext = key.open(person_id, sealed)?;
+    let mut reader = plaintext.as_slice();
+    let value = apache_avro::from_avro_datum(&contract.schema, &mut reader, None)?;
+    Ok(value)
+}

@@ -41,6 +41,30 @@ pub static PERSON_IDENTITY: LazyLock<Contract> = LazyLock::new(|| {
     )
 });
 
+/// `socle.pii.Sealed`, on its own: the core state keeps sealed blocks in this encoding.
+pub static SEALED: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.pii.Sealed",
+        include_str!("../../../schemas/common/Sealed.avsc"),
+    )
+});
+
+/// `socle.pii.PersonContact`, only ever carried sealed.
+pub static PERSON_CONTACT: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.pii.PersonContact",
+        include_str!("../../../schemas/person/PersonContact.avsc"),
+    )
+});
+
+/// `socle.pii.PersonHealthSituation`, only ever carried sealed.
+pub static PERSON_HEALTH: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.pii.PersonHealthSituation",
+        include_str!("../../../schemas/person/PersonHealthSituation.avsc"),
+    )
+});
+
 /// `socle.access.AccessEvent`.
 pub static ACCESS_EVENT: LazyLock<Contract> = LazyLock::new(|| {
     Contract::load(
@@ -55,7 +79,14 @@ mod tests {
 
     #[test]
     fn every_compiled_in_contract_parses_under_its_name() {
-        for c in [&*PERSON_REGISTERED, &*PERSON_IDENTITY, &*ACCESS_EVENT] {
+        for c in [
+            &*PERSON_REGISTERED,
+            &*PERSON_IDENTITY,
+            &*ACCESS_EVENT,
+            &*SEALED,
+            &*PERSON_CONTACT,
+            &*PERSON_HEALTH,
+        ] {
             let Schema::Record(record) = &c.schema else {
                 panic!("{} is not a record", c.name);
             };

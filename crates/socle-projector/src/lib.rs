@@ -16,6 +16,8 @@
 //! transaction, and the partition moves on: a poison message never stalls it.
 
 mod context;
+pub mod events;
+pub mod materialize;
 pub mod metrics;
 
 use std::collections::BTreeMap;
@@ -24,18 +26,16 @@ use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use socle_domain::PersonRegistered;
-use socle_kafka::pii::open_identity;
-use socle_kafka::schemas::PERSON_REGISTERED;
 use socle_kafka::Codec;
+use socle_store::core::PersonFact;
 use socle_store::offsets::Rejected;
-use socle_store::persons::PersonRow;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::context::OffsetsContext;
+pub use crate::materialize::{Layout, Models};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -48,6 +48,8 @@ pub enum Error {
     Consumer(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Store(#[from] socle_store::Error),
+    #[error(transparent)]
+    Agreements(#[from] socle_agreements::Error),
 }
 
 /// How the projector runs.
@@ -80,8 +82,12 @@ pub async fn run(
     config: ProjectorConfig,
     pool: PgPool,
     codec: Arc<Codec>,
+    models: Models,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
+    models.ensure(&mut tx).await?;
+    tx.commit().await.map_err(socle_store::Error::from)?;
     let context = OffsetsContext::new(
         pool.clone(),
         config.group.clone(),
@@ -126,7 +132,7 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let next = project_with_retry(&pool, &codec, &config, &batch, &shutdown).await?;
+        let next = project_with_retry(&pool, &codec, &models, &config, &batch, &shutdown).await?;
         let Some(next) = next else { break };
         let mut tpl = TopicPartitionList::new();
         for (partition, offset) in next {
@@ -156,13 +162,14 @@ fn take(m: &rdkafka::message::BorrowedMessage<'_>) -> Taken {
 async fn project_with_retry(
     pool: &PgPool,
     codec: &Codec,
+    models: &Models,
     config: &ProjectorConfig,
     batch: &[Taken],
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<(i32, i64)>>> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match project_batch(pool, codec, config, batch).await {
+        match project_batch(pool, codec, models, config, batch).await {
             Ok(next) => return Ok(Some(next)),
             Err(e) if is_transient(&e) => {
                 metrics::RETRIES.inc();
@@ -183,59 +190,36 @@ fn is_transient(e: &Error) -> bool {
         Error::Kafka(k) => !k.is_poison(),
         Error::Store(s) => s.is_transient(),
         Error::Consumer(_) => true,
+        Error::Agreements(_) => false,
     }
 }
 
-/// Decodes, opens and writes one batch in a single transaction.
+/// Decodes and writes one batch in a single transaction: core facts, the ecosystem models of
+/// every person touched, rejects, and the next offsets.
 async fn project_batch(
     pool: &PgPool,
     codec: &Codec,
+    models: &Models,
     config: &ProjectorConfig,
     batch: &[Taken],
 ) -> Result<Vec<(i32, i64)>> {
     let started = std::time::Instant::now();
-    let mut decoded: Vec<(&Taken, PersonRegistered)> = Vec::with_capacity(batch.len());
+    let mut facts: Vec<(&Taken, PersonFact)> = Vec::with_capacity(batch.len());
     let mut rejected: Vec<Rejected> = Vec::new();
     for taken in batch {
         let Some(payload) = &taken.payload else {
-            rejected.push(reject(
-                taken,
-                "frame.empty",
-                "message without a value".into(),
-            ));
+            rejected.push(reject(taken, "frame.empty", "message without a value".into()));
             continue;
         };
-        match codec
-            .decode_as::<PersonRegistered>(payload, &PERSON_REGISTERED)
-            .await
-        {
-            Ok(event) => decoded.push((taken, event)),
-            Err(e) if e.is_poison() => rejected.push(reject(taken, poison_code(&e), e.to_string())),
-            Err(e) => return Err(e.into()),
-        }
-    }
-
-    let person_ids: Vec<Uuid> = decoded.iter().map(|(_, e)| e.person_id).collect();
-    let keys = socle_store::keys::find_many(pool, &person_ids).await?;
-    let mut rows: Vec<(&Taken, PersonRow)> = Vec::with_capacity(decoded.len());
-    for (taken, event) in decoded {
-        let Some(key) = keys.get(&event.person_id) else {
-            rejected.push(reject(
-                taken,
-                "pii.no_key",
-                format!(
-                    "no key for person {} (never created, or erased)",
-                    event.person_id
-                ),
-            ));
-            continue;
-        };
-        match open_identity(key, event.person_id, &event.personal) {
-            Ok(identity) => match to_row(event, identity) {
-                Some(row) => rows.push((taken, row)),
-                None => rejected.push(reject(taken, "event.bad_date", "date out of range".into())),
+        match codec.decode(payload).await {
+            Ok(decoded) => match events::to_fact(&decoded.name, &decoded.value) {
+                Ok(fact) => facts.push((taken, fact)),
+                Err(e) => rejected.push(reject(taken, e.code(), e.to_string())),
             },
-            Err(e) => rejected.push(reject(taken, "pii.does_not_open", e.to_string())),
+            Err(e) if e.is_poison() => {
+                rejected.push(reject(taken, poison_code(&e), e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 
@@ -253,19 +237,26 @@ async fn project_batch(
             .await?
             .into_iter()
             .collect();
-    let fresh = |t: &Taken| stored.get(&t.partition).is_none_or(|s| t.offset >= *s);
-    let apply: Vec<PersonRow> = rows
+    let fresh = |partition: i32, offset: i64| stored.get(&partition).is_none_or(|s| offset >= *s);
+    let apply: Vec<PersonFact> = facts
         .into_iter()
-        .filter(|(t, _)| fresh(t))
-        .map(|(_, r)| r)
+        .filter(|(t, _)| fresh(t.partition, t.offset))
+        .map(|(_, f)| f)
         .collect();
     let rejected: Vec<Rejected> = rejected
         .into_iter()
-        .filter(|r| stored.get(&r.partition).is_none_or(|s| r.offset >= *s))
+        .filter(|r| fresh(r.partition, r.offset))
         .collect();
-    let skipped = batch.iter().filter(|t| !fresh(t)).count();
-    if !apply.is_empty() {
-        socle_store::persons::upsert(&mut tx, &apply).await?;
+    let skipped = batch.iter().filter(|t| !fresh(t.partition, t.offset)).count();
+
+    let touched: Vec<Uuid> = socle_store::core::apply(&mut tx, &models.layout.core, &apply)
+        .await?
+        .into_iter()
+        .collect();
+    let keys = socle_store::keys::find_many(pool, &touched).await?;
+    let legacy = materialize::refresh(&mut tx, models, &keys, &touched).await?;
+    if !legacy.is_empty() && models.layout == Layout::live() {
+        socle_store::persons::upsert(&mut tx, &legacy).await?;
     }
     socle_store::offsets::reject(&mut tx, &config.group, &config.topic, &rejected).await?;
     let advanced: Vec<(i32, i64)> = next
@@ -310,23 +301,4 @@ fn poison_code(e: &socle_kafka::Error) -> &'static str {
         socle_kafka::Error::Pii(_) => "pii.does_not_open",
         _ => "avro.undecodable",
     }
-}
-
-fn to_row(event: PersonRegistered, identity: socle_domain::PersonIdentity) -> Option<PersonRow> {
-    Some(PersonRow {
-        person_id: event.person_id,
-        registered_on: event.registered_on_date()?,
-        birth_date: identity.birth_date()?,
-        occurred_at: socle_domain::time::from_micros(event.envelope.occurred_at)?,
-        last_event_id: event.envelope.event_id,
-        operator: event.operator,
-        registering_organisation: event.registering_organisation,
-        commune: event.commune,
-        departement: event.departement,
-        nir: identity.nir,
-        family_name: identity.family_name,
-        given_name: identity.given_name,
-        email: identity.email,
-        phone: identity.phone,
-    })
 }

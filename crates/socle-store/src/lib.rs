@@ -4,6 +4,8 @@
 //! Everything here can be rebuilt from Kafka except the keys, which must be deletable
 //! (crypto-shredding) and so cannot live in an append-only log.
 
+pub mod core;
+pub mod ecosystem;
 pub mod keys;
 pub mod offsets;
 pub mod persons;
@@ -24,6 +26,37 @@ pub enum Error {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored key for person {0} is malformed")]
     MalformedKey(uuid::Uuid),
+    #[error("{0:?} is not a safe SQL identifier")]
+    BadIdentifier(String),
+    #[error(
+        "the {ecosystem} model was built under agreement {built}, the agreement is now {wanted}: \
+         rebuild it with `socle replay --ecosystem {ecosystem}`"
+    )]
+    ModelOutdated {
+        ecosystem: String,
+        built: String,
+        wanted: String,
+    },
+}
+
+/// `name` if it is a safe unquoted SQL identifier (lower-case letters, digits, `_`; not starting
+/// with a digit; at most 63 bytes). Schema and column names come from agreements and replay ids,
+/// never from requests, and are checked here before being formatted into SQL.
+///
+/// # Errors
+/// [`Error::BadIdentifier`].
+pub fn ident(name: &str) -> Result<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::BadIdentifier(name.to_owned()))
+    }
 }
 
 impl Error {

@@ -155,12 +155,24 @@ pub fn projector_config(topic: &str, group: &str) -> socle_projector::ProjectorC
     }
 }
 
+/// The agreements shipped in `deploy/agreements/`.
+pub fn agreements() -> socle_agreements::Agreements {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agreements");
+    socle_agreements::Agreements::load_dir(&dir).expect("the shipped agreements load")
+}
+
+/// The live models of the shipped agreements.
+pub fn live_models() -> socle_projector::Models {
+    socle_projector::Models::new(&agreements(), socle_projector::Layout::live())
+}
+
 pub fn start_projector(db: &TestDb, topic: &str, group: &str) -> RunningProjector {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(socle_projector::run(
         projector_config(topic, group),
         db.pool.clone(),
         codec(),
+        live_models(),
         shutdown.clone(),
     ));
     RunningProjector { shutdown, handle }
