@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod ingest;
 mod schemas;
 mod seal;
 mod settings;
@@ -44,6 +45,11 @@ enum Command {
         /// Use the registry at registry.url instead of starting one.
         #[arg(long)]
         no_registry: bool,
+    },
+    /// Validate the operators' ingress topics into the canonical topic, or dead-letter.
+    Ingest {
+        #[command(subcommand)]
+        command: Option<ingest::IngestCommand>,
     },
     /// Administration.
     Admin {
@@ -182,6 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry => run_registry(&settings, shutdown).await,
         Command::Project => run_projector(&settings, shutdown).await,
         Command::Serve => run_api(&settings, shutdown).await,
+        Command::Ingest { command } => ingest::run(&settings, command, shutdown).await,
         Command::All { no_registry } => run_all(settings, no_registry, shutdown).await,
         Command::Admin {
             command:

@@ -19,6 +19,7 @@ pub struct Settings {
     pub api: Api,
     pub topics: Topics,
     pub projector: Projector,
+    pub ingest: Ingest,
     pub agreements: AgreementsSettings,
     pub auth: Auth,
     pub ingest: Ingest,
@@ -96,6 +97,24 @@ pub struct Seal {
     pub public_key: PathBuf,
 }
 
+/// `socle ingest` (docs/ingest.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    pub group: String,
+    /// Unique and stable per instance (e.g. suffixed with the pod ordinal).
+    pub transactional_id: String,
+    pub france_travail_topic: String,
+    pub cap_emploi_topic: String,
+    pub missions_locales_topic: String,
+    pub deadletter_topic: String,
+    /// The shared reference data folder (INSEE COG, ROME, data·inclusion, pass-emploi).
+    pub shared_data: PathBuf,
+    pub batch_size: usize,
+    pub batch_timeout_ms: u64,
+    pub transaction_timeout_ms: u64,
+}
+
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment.
     ///
@@ -135,6 +154,9 @@ impl Settings {
         let bad = |m: &str| Err(config::ConfigError::Message(m.to_owned()));
         if self.projector.batch_size == 0 {
             return bad("projector.batch_size must be at least 1");
+        }
+        if self.ingest.batch_size == 0 || self.ingest.transaction_timeout_ms == 0 {
+            return bad("ingest.batch_size and ingest.transaction_timeout_ms must be at least 1");
         }
         if self.seal.every_entries == 0 || self.seal.every_ms == 0 {
             return bad("seal.every_entries and seal.every_ms must be at least 1");
