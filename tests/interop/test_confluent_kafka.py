@@ -130,10 +130,12 @@ def test_python_reads_an_event_socle_published(registry, topic):
     assert f"{topic}-socle.person.PersonRegistered" in registry.get_subjects()
 
     event = AvroDeserializer(registry)(message.value(), SerializationContext(topic, MessageField.VALUE))
-    assert event["person_id"] == person_id
+    # fastavro reads the uuid logical type as uuid.UUID.
+    assert event["person_id"] == uuid.UUID(person_id)
     assert event["operator"] == "france-travail"
     assert event["envelope"]["actor"] == "socle-cli"
-    assert event["envelope"]["event_id"]
+    assert event["envelope"]["event_id"].version == 7
+    assert event["envelope"]["producer_organisation"] == "90000100900019"
     sealed = event["personal"]
     assert sealed["content"] == "socle.pii.PersonIdentity"
     assert sealed["algorithm"] == "AES-256-GCM"
