@@ -12,6 +12,8 @@ async fn bad_input_gets_a_clear_4xx_problem_never_a_500() {
     let db = TestDb::new().await;
     let access = topic("it-access", 1).await;
     let api = start_api(&db, &access, &brokers(), Duration::from_secs(10)).await;
+    grant(&db.pool, USER, ORG, ECOSYSTEM).await;
+    let token = api.default_token();
     let http = client();
     let base = &api.base;
 
@@ -52,8 +54,7 @@ async fn bad_input_gets_a_clear_4xx_problem_never_a_500() {
     ];
     for (request, status, code) in cases {
         let response = request
-            .header("x-socle-user", USER)
-            .header("x-socle-organisation", ORG)
+            .bearer_auth(&token)
             .send()
             .await
             .expect("API answers");
@@ -67,28 +68,27 @@ async fn bad_input_gets_a_clear_4xx_problem_never_a_500() {
         assert_eq!(problem["status"], status);
     }
 
-    // Identity headers missing or malformed: 401 with the header named.
-    for (user, org) in [
-        (None, Some(ORG)),
-        (Some("has space"), Some(ORG)),
-        (Some(USER), Some("")),
+    // No token, another scheme, or a malformed token: 401 with a challenge and a precise code.
+    for (authorization, code) in [
+        (None, "auth.missing_token"),
+        (Some("Basic dXNlcjpwYXNz"), "auth.missing_token"),
+        (Some("Bearer "), "auth.missing_token"),
+        (Some("Bearer not-a-jwt"), "auth.malformed_token"),
+        (Some("Bearer a.b.c"), "auth.malformed_token"),
     ] {
         let mut request = http.get(format!(
             "{base}/persons/0193aaaa-0000-7000-8000-000000000001"
         ));
-        if let Some(u) = user {
-            request = request.header("x-socle-user", u);
-        }
-        if let Some(o) = org {
-            request = request.header("x-socle-organisation", o);
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
         }
         let response = request.send().await.expect("API answers");
-        assert_eq!(response.status(), 401);
+        assert_eq!(response.status(), 401, "{authorization:?}");
+        assert!(response.headers()["www-authenticate"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("Bearer")));
         let problem: serde_json::Value = response.json().await.expect("problem body");
-        assert_eq!(problem["code"], "auth.missing_identity");
-        assert!(problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("x-socle-")));
+        assert_eq!(problem["code"], code, "{authorization:?}");
     }
 
     // An oversized body is refused before any handler sees it.

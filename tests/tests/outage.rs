@@ -46,11 +46,12 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
     let _ = projector.handle.await;
 
     let api = start_api(&db, &access, &brokers(), Duration::from_secs(3)).await;
+    grant(&db.pool, USER, ORG, ECOSYSTEM).await;
+    let token = api.default_token();
     let http = client();
     let read = || {
         http.get(format!("{}/persons/{person_id}", api.base))
-            .header("x-socle-user", USER)
-            .header("x-socle-organisation", ORG)
+            .bearer_auth(&token)
             .send()
     };
     assert_eq!(

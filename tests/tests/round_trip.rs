@@ -34,10 +34,10 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
     .await;
 
     let api = start_api(&db, &access, &brokers(), Duration::from_secs(10)).await;
+    grant(&db.pool, USER, ORG, ECOSYSTEM).await;
     let response = client()
         .get(format!("{}/persons/{person_id}", api.base))
-        .header("x-socle-user", USER)
-        .header("x-socle-organisation", ORG)
+        .bearer_auth(api.default_token())
         .header("x-request-id", "round-trip-1")
         .send()
         .await
@@ -64,6 +64,8 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
     assert_eq!(read.event.user, USER);
     assert_eq!(read.event.organisation, ORG);
     assert_eq!(read.event.action, "person.read");
+    assert_eq!(read.event.auth_strength, "mfa");
+    assert_eq!(read.event.ecosystem.as_deref(), Some(ECOSYSTEM));
     assert_eq!(read.event.decision, socle_domain::Decision::Allow);
     assert_eq!(read.event.person_ids, vec![person_id.to_string()]);
 
@@ -82,20 +84,22 @@ async fn refusals_and_misses_are_in_the_trail_and_disclose_nothing() {
     let db = TestDb::new().await;
     let access = topic("it-access", 1).await;
     let api = start_api(&db, &access, &brokers(), Duration::from_secs(10)).await;
+    grant(&db.pool, USER, ORG, ECOSYSTEM).await;
     let http = client();
 
+    // A person who does not exist gets the same answer as one outside the caseload (no
+    // existence oracle).
     let missing = uuid::Uuid::now_v7();
     let response = http
         .get(format!("{}/persons/{missing}", api.base))
-        .header("x-socle-user", USER)
-        .header("x-socle-organisation", ORG)
+        .bearer_auth(api.default_token())
         .header("x-request-id", "miss-1")
         .send()
         .await
         .expect("API answers");
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 403);
     let problem: serde_json::Value = response.json().await.expect("problem body");
-    assert_eq!(problem["code"], "person.not_found");
+    assert_eq!(problem["code"], "scope.outside_caseload");
     assert_eq!(problem["request_id"], "miss-1");
 
     let response = http
@@ -121,7 +125,7 @@ async fn refusals_and_misses_are_in_the_trail_and_disclose_nothing() {
         .iter()
         .find(|t| t.event.request_id == "miss-1")
         .expect("the miss is in the trail");
-    assert_eq!(miss.event.reason.as_deref(), Some("person.not_found"));
+    assert_eq!(miss.event.reason.as_deref(), Some("scope.outside_caseload"));
     assert!(miss.event.person_ids.is_empty());
     let anon = events
         .iter()
@@ -129,7 +133,7 @@ async fn refusals_and_misses_are_in_the_trail_and_disclose_nothing() {
         .expect("the refusal is in the trail");
     assert_eq!(anon.event.decision, socle_domain::Decision::Deny);
     assert_eq!(anon.event.user, "anonymous");
-    assert_eq!(anon.event.reason.as_deref(), Some("auth.missing_identity"));
+    assert_eq!(anon.event.reason.as_deref(), Some("auth.missing_token"));
 
     api.shutdown.cancel();
     db.drop_db().await;

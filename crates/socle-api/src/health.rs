@@ -11,7 +11,7 @@ use crate::{AppState, PROBE_TIMEOUT};
 
 /// `GET /health`.
 pub async fn health(State(state): State<AppState>) -> Response {
-    let (kafka, postgres, registry) = tokio::join!(
+    let (kafka, postgres, registry, idp) = tokio::join!(
         async {
             socle_kafka::ping(&state.brokers, PROBE_TIMEOUT)
                 .await
@@ -25,11 +25,30 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 .and_then(|r| r.map_err(|e| e.to_string()))
         },
         probe_registry(&state),
+        async {
+            state
+                .verifier
+                .refresh()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
     );
+    // The trail is written to Kafka through the registry: either down means no answer can leave.
+    let trail = if !state.access.trail_enabled() {
+        Err("disabled for a benchmark: this instance records no access".to_owned())
+    } else {
+        match (&kafka, &registry) {
+            (Ok(()), Ok(())) => Ok(()),
+            _ => Err("kafka or registry unreachable: personal data is withheld (503)".to_owned()),
+        }
+    };
     health_response(&[
         ("kafka", kafka),
         ("postgres", postgres),
         ("registry", registry),
+        ("identity_provider", idp),
+        ("access_trail", trail),
     ])
 }
 

@@ -4,11 +4,11 @@
 //! appended to the access topic with `acks=all`; if the trail cannot be written, the API answers
 //! `503 trail.unavailable` and discloses nothing (fail closed).
 //!
-//! Identity: until OIDC lands, callers name themselves with the `X-Socle-User` and
-//! `X-Socle-Organisation` headers. This is a development stand-in: the API binds to loopback by
-//! default and must not be exposed as is.
+//! Identity: an OIDC bearer token (JWT) verified against the identity provider's JWKS
+//! (`socle-auth`); permission: a habilitation in force and the cedar policies (`socle-policy`);
+//! scope: the caller's caseload, as a SQL condition (`persons`). See `docs/api.md`.
 
-mod caller;
+pub mod access;
 mod health;
 pub mod metrics;
 mod persons;
@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use socle_auth::Verifier;
 use socle_kafka::{AccessTrail, Codec};
+use socle_policy::Engine;
 use sqlx::PgPool;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -33,6 +35,54 @@ pub struct AppState {
     pub codec: Arc<Codec>,
     pub brokers: String,
     pub http: reqwest::Client,
+    pub verifier: Verifier,
+    pub engine: Arc<Engine>,
+    pub access: Arc<AccessSettings>,
+    pub nir_limiter: Arc<persons::NirLimiter>,
+}
+
+/// Access rules that are configuration rather than policy.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// Actions that demand a multi-factor session whatever the grant says.
+    pub mfa_actions: Vec<String>,
+    /// The `acr_values` named in a step-up challenge.
+    pub step_up_acr: String,
+    /// NIR lookups outside the caseload allowed per user and hour.
+    pub nir_lookups_per_hour: u32,
+    trail: TrailMode,
+}
+
+/// Whether access events are written. Only [`TrailMode::Record`] exists unless the crate is
+/// built with the `bench-unsafe-no-trail` feature (see `bench/api/`): no configuration key can
+/// turn the trail off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailMode {
+    Record,
+    #[cfg(feature = "bench-unsafe-no-trail")]
+    SkipForBenchmark,
+}
+
+impl AccessSettings {
+    pub fn new(mfa_actions: Vec<String>, step_up_acr: String, nir_lookups_per_hour: u32) -> Self {
+        AccessSettings {
+            mfa_actions,
+            step_up_acr,
+            nir_lookups_per_hour,
+            trail: TrailMode::Record,
+        }
+    }
+
+    /// Benchmark builds only: skip the trail write.
+    #[cfg(feature = "bench-unsafe-no-trail")]
+    pub fn without_trail_for_benchmark(mut self) -> Self {
+        self.trail = TrailMode::SkipForBenchmark;
+        self
+    }
+
+    pub fn trail_enabled(&self) -> bool {
+        self.trail == TrailMode::Record
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -50,7 +100,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/persons", get(persons::search))
         .route("/persons/{id}", get(persons::read))
+        .route("/persons/by-nir/{nir}", get(persons::lookup_nir))
+        .route("/caseload", get(persons::caseload))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(problem::not_found)

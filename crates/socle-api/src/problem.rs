@@ -16,6 +16,9 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Sent as the `WWW-Authenticate` header (401s), not in the body.
+    #[serde(skip)]
+    pub www_authenticate: Option<String>,
 }
 
 impl Problem {
@@ -32,7 +35,13 @@ impl Problem {
             detail: detail.into(),
             code,
             request_id: None,
+            www_authenticate: None,
         }
+    }
+
+    pub fn with_www_authenticate(mut self, challenge: String) -> Self {
+        self.www_authenticate = Some(challenge);
+        self
     }
 
     pub fn with_request_id(mut self, id: &str) -> Self {
@@ -59,8 +68,20 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(v) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
         response
     }
+}
+
+/// A problem for a request the framework could not parse (body, query, path).
+pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
 }
 
 pub async fn not_found() -> Problem {

@@ -13,7 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use socle_domain::PersonIdentity;
 use socle_ingest::{Publisher, Registration};
-use socle_kafka::{AccessTrail, Codec, EventProducer};
+use socle_kafka::{Codec, EventProducer};
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -194,37 +194,21 @@ where
     }
 }
 
-/// The API served on a random loopback port, with its trail on `access_topic`.
-pub struct RunningApi {
-    pub base: String,
-    pub shutdown: CancellationToken,
-}
+// The authenticated API's set-up lives in api_support (shared with the api_* tests, which must
+// not depend on the projector).
+#[path = "../api_support/mod.rs"]
+pub mod api_support;
+#[allow(unused_imports)]
+pub use api_support::{grant, grant_until, RunningApi, AUDIENCE, ECOSYSTEM};
 
+/// The API on a random loopback port over `db`, trusting a development IdP of its own.
 pub async fn start_api(
     db: &TestDb,
     access_topic: &str,
     brokers: &str,
     delivery: Duration,
 ) -> RunningApi {
-    let codec = codec();
-    let producer = EventProducer::new(brokers, delivery).expect("producer");
-    let state = socle_api::AppState {
-        pool: db.pool.clone(),
-        trail: AccessTrail::new(producer, codec.clone(), access_topic),
-        codec,
-        brokers: brokers.to_owned(),
-        http: reqwest::Client::new(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let base = format!("http://{}", listener.local_addr().expect("local addr"));
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(socle_api::serve(listener, state, async move {
-        token.cancelled().await;
-    }));
-    RunningApi { base, shutdown }
+    api_support::start_api(&db.pool, access_topic, brokers, delivery).await
 }
 
 pub const USER: &str = "conseiller.test";

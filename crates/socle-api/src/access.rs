@@ -1,0 +1,361 @@
+//! The access pipeline every personal-data endpoint goes through:
+//! authenticate (bearer JWT) → find the grant in force → decide (cedar) → do the work →
+//! append the access event (acks=all) → only then answer.
+//!
+//! Whatever happens — success, refusal, bad input, store failure — exactly one access event is
+//! appended before the response leaves; if it cannot be appended the answer is replaced by
+//! `503 trail.unavailable` and nothing is disclosed.
+
+// A problem is built at most once per request, on the way out: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use socle_auth::Identity;
+use socle_domain::{AccessEvent, Decision, Envelope};
+use socle_policy::Facts;
+use tracing::{error, warn};
+use uuid::Uuid;
+
+use crate::problem::Problem;
+use crate::{metrics, AppState};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` if it is a sane token, else a fresh UUIDv7.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned)
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, socle_auth::Error> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(socle_auth::Error::MissingToken)?
+        .to_str()
+        .map_err(|_| socle_auth::Error::Malformed("non-ASCII Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(socle_auth::Error::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(socle_auth::Error::MissingToken);
+    }
+    Ok(token.trim())
+}
+
+/// One access in progress: what the trail will say about it.
+#[derive(Debug)]
+pub struct Access {
+    pub request_id: String,
+    pub action: &'static str,
+    pub resource: String,
+    pub identity: Option<Identity>,
+    pub purpose: Option<String>,
+    pub grant: Option<socle_policy::Grant>,
+    pub person_ids: Vec<String>,
+    pub policy_version: Option<String>,
+    pub agreement_version: Option<String>,
+    /// Why, when not a plain allow (a refusal code, or e.g. `person.not_found`).
+    pub reason: Option<String>,
+}
+
+impl Access {
+    pub fn new(headers: &HeaderMap, action: &'static str, resource: String) -> Self {
+        Access {
+            request_id: request_id(headers),
+            action,
+            resource: truncate(&resource, 200).to_owned(),
+            identity: None,
+            purpose: None,
+            grant: None,
+            person_ids: Vec::new(),
+            policy_version: None,
+            agreement_version: None,
+            reason: None,
+        }
+    }
+
+    /// Verifies the bearer token.
+    ///
+    /// # Errors
+    /// A 401 problem (with `WWW-Authenticate`), or 503 when the IdP's keys cannot be fetched.
+    pub async fn authenticate(
+        &mut self,
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<Identity, Problem> {
+        let token = bearer(headers).map_err(auth_problem)?;
+        let identity = state.verifier.verify(token).await.map_err(auth_problem)?;
+        self.identity = Some(identity.clone());
+        Ok(identity)
+    }
+
+    /// Finds the grant in force for this action (and `purpose`, if the caller named one), then
+    /// asks the policy engine, with `in_caseload` for the person concerned (true for actions
+    /// that are scoped in SQL).
+    ///
+    /// # Errors
+    /// 401 `auth.mfa_required` (step-up), 403 with the refusing policy's code, 503 when the
+    /// habilitations store cannot be read.
+    pub async fn authorize(
+        &mut self,
+        state: &AppState,
+        identity: &Identity,
+        purpose: Option<&str>,
+        in_caseload: bool,
+    ) -> Result<(), Problem> {
+        let grants = socle_policy::grants::in_force(
+            &state.pool,
+            &identity.subject,
+            &identity.organisation,
+            &identity.ecosystem,
+            self.action,
+            purpose,
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "habilitations unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "habilitations.unavailable",
+                "Habilitations unavailable",
+                "the habilitations cannot be read; retry later",
+            )
+        })?;
+        let grant = grants.into_iter().next();
+        let purpose = purpose
+            .map(str::to_owned)
+            .or_else(|| grant.as_ref().map(|g| g.purpose.clone()))
+            .unwrap_or_default();
+        self.purpose = (!purpose.is_empty()).then(|| purpose.clone());
+        let requires_mfa = state.access.mfa_actions.iter().any(|a| a == self.action)
+            || grant.as_ref().is_some_and(|g| g.requires_mfa);
+        let facts = Facts {
+            user: &identity.subject,
+            ecosystem: &identity.ecosystem,
+            action: self.action,
+            purpose: &purpose,
+            habilitated: grant.is_some(),
+            requires_mfa,
+            mfa: identity.mfa,
+            client: identity.client,
+            personal_data: true,
+            in_caseload,
+        };
+        self.policy_version = Some(state.engine.version().to_owned());
+        self.grant = grant;
+        let decision = state.engine.decide(&facts).map_err(|e| {
+            error!(error = %e, "policy evaluation failed; refusing");
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "policy.error",
+                "Refused",
+                "the access policy could not be evaluated, so access is refused",
+            )
+        })?;
+        if decision.allowed {
+            return Ok(());
+        }
+        Err(refusal(&decision.code, state))
+    }
+
+    /// Appends the access event, then returns `outcome` — or 503 if the trail refused it.
+    pub async fn finish(
+        self,
+        state: &AppState,
+        route: &'static str,
+        outcome: Result<Response, Problem>,
+    ) -> Response {
+        let (decision, reason, mut response) = match outcome {
+            Ok(r) => (Decision::Allow, self.reason.clone(), r),
+            Err(p) => {
+                let decision = if p.status >= 500 {
+                    Decision::Error
+                } else if p.status == 404 {
+                    Decision::Allow
+                } else {
+                    Decision::Deny
+                };
+                (
+                    decision,
+                    Some(p.code.to_owned()),
+                    p.with_request_id(&self.request_id).into_response(),
+                )
+            }
+        };
+        let person_ids = if decision == Decision::Allow {
+            self.person_ids.clone()
+        } else {
+            Vec::new()
+        };
+        let event = self.event(decision, reason, person_ids);
+        if state.access.trail_enabled() {
+            let started = std::time::Instant::now();
+            let recorded = state.trail.record(&event).await;
+            metrics::TRAIL_SECONDS.observe(started.elapsed().as_secs_f64());
+            match recorded {
+                Ok(_) => metrics::ACCESS_EVENTS
+                    .with_label_values(&[event.decision.as_str()])
+                    .inc(),
+                Err(e) => {
+                    metrics::TRAIL_FAILURES.inc();
+                    error!(request_id = %self.request_id, error = %e, "access trail unavailable; answer withheld");
+                    response = Problem::trail_unavailable()
+                        .with_request_id(&self.request_id)
+                        .into_response();
+                }
+            }
+        } else {
+            response.headers_mut().insert(
+                "x-socle-trail",
+                HeaderValue::from_static("disabled-for-benchmark"),
+            );
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        metrics::REQUESTS
+            .with_label_values(&[route, response.status().as_str()])
+            .inc();
+        response
+    }
+
+    fn event(
+        &self,
+        decision: Decision,
+        reason: Option<String>,
+        person_ids: Vec<String>,
+    ) -> AccessEvent {
+        let (user, organisation, ecosystem, strength) = match &self.identity {
+            Some(i) => (
+                i.subject.clone(),
+                i.organisation.clone(),
+                Some(i.ecosystem.clone()),
+                i.auth_strength(),
+            ),
+            None => ("anonymous".to_owned(), "unknown".to_owned(), None, "none"),
+        };
+        let envelope = Envelope::new(organisation.clone(), Utc::now()).with_actor(user.clone());
+        AccessEvent {
+            envelope,
+            request_id: self.request_id.clone(),
+            user,
+            organisation,
+            ecosystem,
+            purpose: self.purpose.clone(),
+            auth_strength: strength.to_owned(),
+            action: self.action.to_owned(),
+            resource: self.resource.clone(),
+            person_ids,
+            decision,
+            reason,
+            policy_version: self.policy_version.clone(),
+            agreement_version: self.agreement_version.clone(),
+        }
+    }
+}
+
+fn auth_problem(e: socle_auth::Error) -> Problem {
+    if e.is_unavailable() {
+        warn!(error = %e, "cannot verify tokens");
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            "Authentication unavailable",
+            "tokens cannot be verified right now; retry later",
+        );
+    }
+    let www = match e {
+        socle_auth::Error::MissingToken => "Bearer realm=\"socle\"".to_owned(),
+        _ => format!(
+            "Bearer realm=\"socle\", error=\"invalid_token\", error_description=\"{}\"",
+            e.code()
+        ),
+    };
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        e.code(),
+        "Unauthenticated",
+        e.to_string(),
+    )
+    .with_www_authenticate(www)
+}
+
+/// The problem for a refusal code from the policies.
+fn refusal(code: &str, state: &AppState) -> Problem {
+    match code {
+        "auth.mfa_required" => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.mfa_required",
+            "Multi-factor authentication required",
+            "personal data needs a multi-factor session: authenticate again with a second factor",
+        )
+        .with_www_authenticate(format!(
+            "Bearer realm=\"socle\", error=\"insufficient_user_authentication\", \
+             error_description=\"a multi-factor session is required\", acr_values=\"{}\"",
+            state.access.step_up_acr
+        )),
+        "scope.outside_caseload" => Problem::new(
+            StatusCode::FORBIDDEN,
+            "scope.outside_caseload",
+            "Outside your caseload",
+            "this person is not followed by your organisation (or does not exist)",
+        ),
+        "purpose.not_allowed" => Problem::new(
+            StatusCode::FORBIDDEN,
+            "purpose.not_allowed",
+            "Purpose not allowed",
+            "this action is only allowed for a purpose that requires it (orientation)",
+        ),
+        _ => Problem::new(
+            StatusCode::FORBIDDEN,
+            "habilitation.none",
+            "No habilitation",
+            "no habilitation in force grants you this action in your ecosystem for this purpose",
+        ),
+    }
+}
+
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut h = HeaderMap::new();
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("a;DROP TABLE"));
+        assert_ne!(request_id(&h), "a;DROP TABLE");
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        let mut h = HeaderMap::new();
+        assert!(matches!(bearer(&h), Err(socle_auth::Error::MissingToken)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(matches!(bearer(&h), Err(socle_auth::Error::MissingToken)));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def.ghi"),
+        );
+        assert_eq!(bearer(&h).unwrap(), "abc.def.ghi");
+    }
+}

@@ -1,0 +1,336 @@
+//! The authenticated API for tests: a development IdP of its own on a random port, the
+//! repository's cedar policies, grants recorded in PostgreSQL, a fresh database per test.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use socle_auth::dev::{DevIdp, TokenRequest};
+use socle_kafka::{AccessTrail, Codec, EventProducer};
+use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const USER: &str = "conseiller.test";
+pub const ORG: &str = "90000100900019";
+pub const ECOSYSTEM: &str = "france-travail";
+
+pub fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn codec() -> Arc<Codec> {
+    Arc::new(Codec::new(&env_or("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"))
+}
+
+/// A fresh database with the store's and the habilitations' migrations.
+pub async fn fresh_db() -> (PgPool, String) {
+    let admin_url = env_or(
+        "SOCLE__DATABASE__URL",
+        "postgres://socle:socle@localhost:5432/socle",
+    );
+    let name = format!("socle_test_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL answers at SOCLE__DATABASE__URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let url = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("database url without a database name: {admin_url}"),
+    };
+    let pool = socle_store::connect(&url, 8)
+        .await
+        .expect("connect test db");
+    socle_store::migrate(&pool).await.expect("migrate test db");
+    (pool, name)
+}
+
+pub async fn drop_db(pool: PgPool, name: &str) {
+    pool.close().await;
+    let admin_url = env_or(
+        "SOCLE__DATABASE__URL",
+        "postgres://socle:socle@localhost:5432/socle",
+    );
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
+/// The API served on a random loopback port, with its trail on `access_topic`, trusting a
+/// development IdP of its own (served on another random port) and the repository's policies.
+pub struct RunningApi {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub idp: Arc<DevIdp>,
+}
+
+/// The audience the test API expects.
+pub const AUDIENCE: &str = "socle-api";
+
+impl RunningApi {
+    /// A token for `user` of `org` in `ecosystem`, valid for five minutes.
+    pub fn token(&self, user: &str, org: &str, ecosystem: &str, mfa: bool) -> String {
+        self.idp
+            .mint(&TokenRequest {
+                user: user.to_owned(),
+                organisation: org.to_owned(),
+                ecosystem: ecosystem.to_owned(),
+                audience: AUDIENCE.to_owned(),
+                mfa,
+                client: false,
+                issued_at: socle_auth::dev::now(),
+                ttl: 300,
+            })
+            .expect("token minted")
+    }
+
+    /// A multi-factor token for [`USER`] of [`ORG`] in [`ECOSYSTEM`].
+    pub fn default_token(&self) -> String {
+        self.token(USER, ORG, ECOSYSTEM, true)
+    }
+}
+
+pub async fn start_api(
+    pool: &PgPool,
+    access_topic: &str,
+    brokers: &str,
+    delivery: Duration,
+) -> RunningApi {
+    socle_policy::migrate(pool)
+        .await
+        .expect("habilitations migrated");
+    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let issuer = format!("http://{}", idp_listener.local_addr().expect("local addr"));
+    let idp = Arc::new(DevIdp::generate(&issuer).expect("dev IdP key"));
+    let shutdown = CancellationToken::new();
+    let router = idp.clone().router();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        axum_serve(idp_listener, router, token).await;
+    });
+    let verifier = socle_auth::Verifier::new(
+        socle_auth::VerifierConfig {
+            issuer: issuer.clone(),
+            audience: AUDIENCE.to_owned(),
+            jwks_url: format!("{issuer}/jwks.json"),
+            mfa_acr_values: vec![socle_auth::dev::MFA_ACR.to_owned()],
+            refresh_min_interval: Duration::from_secs(1),
+            leeway: Duration::from_secs(0),
+        },
+        reqwest::Client::new(),
+    )
+    .expect("verifier");
+    let engine = socle_policy::Engine::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+    )
+    .expect("policies load");
+    let codec = codec();
+    let producer = EventProducer::new(brokers, delivery).expect("producer");
+    let state = socle_api::AppState {
+        pool: pool.clone(),
+        trail: AccessTrail::new(producer, codec.clone(), access_topic),
+        codec,
+        brokers: brokers.to_owned(),
+        http: reqwest::Client::new(),
+        verifier,
+        engine: Arc::new(engine),
+        access: Arc::new(socle_api::AccessSettings::new(
+            [
+                "person.read",
+                "person.search",
+                "person.lookup_nir",
+                "caseload.list",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            socle_auth::dev::MFA_ACR.to_owned(),
+            3,
+        )),
+        nir_limiter: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let base = format!("http://{}", listener.local_addr().expect("local addr"));
+    let token = shutdown.clone();
+    tokio::spawn(socle_api::serve(listener, state, async move {
+        token.cancelled().await;
+    }));
+    RunningApi {
+        base,
+        shutdown,
+        idp,
+    }
+}
+
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) {
+    let _ = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+}
+
+/// Records a grant in force from an hour ago until `until` (directly in PostgreSQL, as the
+/// habilitations consumer would; `api_auth.rs` checks the published path end to end).
+#[allow(clippy::too_many_arguments)]
+pub async fn grant_until(
+    pool: &PgPool,
+    user: &str,
+    org: &str,
+    ecosystem: &str,
+    actions: &[&str],
+    purpose: &str,
+    until: chrono::DateTime<Utc>,
+) -> Uuid {
+    let g = socle_policy::grants::new_grant(
+        user,
+        org,
+        ecosystem,
+        actions,
+        purpose,
+        // Began an hour ago, or a month before it ended if it already has.
+        (Utc::now() - chrono::Duration::hours(1)).min(until - chrono::Duration::days(30)),
+        until,
+        "test-admin",
+    );
+    let mut tx = pool.begin().await.expect("tx");
+    socle_policy::grants::apply_granted(&mut tx, &g)
+        .await
+        .expect("grant applied");
+    tx.commit().await.expect("commit");
+    g.grant_id
+}
+
+/// Every person action for a day, for accompaniment.
+pub async fn grant(pool: &PgPool, user: &str, org: &str, ecosystem: &str) -> Uuid {
+    grant_until(
+        pool,
+        user,
+        org,
+        ecosystem,
+        &["person.read", "person.search", "caseload.list"],
+        "accompagnement",
+        Utc::now() + chrono::Duration::days(1),
+    )
+    .await
+}
+
+/// Creates a topic with a random name (one partition).
+pub async fn random_topic(prefix: &str) -> String {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let name = format!("{prefix}-{}", Uuid::new_v4().simple());
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        socle_kafka::client_config(&brokers())
+            .create()
+            .expect("admin client");
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(&name, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .expect("Kafka answers at SOCLE__KAFKA__BROKERS")
+    {
+        r.expect("topic created");
+    }
+    name
+}
+
+pub fn brokers() -> String {
+    env_or("SOCLE__KAFKA__BROKERS", "localhost:9092")
+}
+
+/// A synthetic NIR with a valid key, distinct per `n` (< 1000) and `series` (< 100).
+pub fn nir(series: u32, n: u32) -> String {
+    let first13 = format!(
+        "1{:02}{:02}75056{:03}",
+        80 + series % 20,
+        1 + n % 12,
+        1 + n % 999
+    );
+    let key = 97 - first13.parse::<u64>().expect("digits") % 97;
+    format!("{first13}{key:02}")
+}
+
+/// A letters-only suffix for `n` (names hold no digits): 0 → "a", 26 → "ba".
+pub fn letters(mut n: u32) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(char::from(b'a' + u8::try_from(n % 26).expect("< 26")));
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.iter().rev().collect()
+}
+
+/// `count` people registered by `org` straight into the read model (what the projector would
+/// write), named `{prefix}{letters(i)}`.
+pub async fn seed(
+    pool: &PgPool,
+    org: &str,
+    prefix: &str,
+    series: u32,
+    count: u32,
+) -> Vec<socle_store::persons::PersonRow> {
+    let rows: Vec<_> = (0..count)
+        .map(|i| socle_store::persons::PersonRow {
+            person_id: Uuid::now_v7(),
+            operator: "france-travail".into(),
+            registering_organisation: org.to_owned(),
+            registered_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date"),
+            commune: "75056".into(),
+            departement: "75".into(),
+            nir: Some(nir(series, i)),
+            family_name: format!("{prefix}{}", letters(i)),
+            given_name: "Alix".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1 + i % 12, 1 + i % 28)
+                .expect("date"),
+            email: None,
+            phone: None,
+            last_event_id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+        })
+        .collect();
+    let mut tx = pool.begin().await.expect("tx");
+    socle_store::persons::upsert(&mut tx, &rows)
+        .await
+        .expect("seeded");
+    tx.commit().await.expect("commit");
+    rows
+}
+
+/// Every access event on `topic`.
+pub async fn trail(topic: &str) -> Vec<socle_domain::AccessEvent> {
+    let reader =
+        socle_kafka::tail::TrailReader::open(&brokers(), topic, 10_000, Duration::from_secs(10))
+            .await
+            .expect("trail opens");
+    reader
+        .read_to_end(&codec(), Duration::from_secs(10))
+        .await
+        .expect("trail reads")
+        .into_iter()
+        .map(|t| t.event)
+        .collect()
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
