@@ -41,19 +41,26 @@ registry: stack-up build
 
 # The demo person loaded by `socle demo load` (crates/socle-cli/src/demo.rs).
 DEMO_PERSON := 01936b2a-5c00-7000-8000-000000000001
-# Development identity headers (replaced by OIDC tokens; see docs/api.md).
-DEMO_HEADERS := -H 'X-Socle-User: conseillere.demo' -H 'X-Socle-Organisation: 90000100500012'
+# The development IdP (socle dev idp) that make up trusts, and the demo advisor (docs/api.md).
+DEV_IDP := http://127.0.0.1:8090
+AUTH    := SOCLE__AUTH__ISSUER=$(DEV_IDP) SOCLE__AUTH__JWKS_URL=$(DEV_IDP)/jwks.json
+DEMO_ADVISOR := --user conseillere.demo --org 90000100900019 --ecosystem france-travail
 
 up: registry
 	$(ENV) $(SOCLE) admin topics apply
 	$(ENV) $(SOCLE) admin schemas apply
-	$(ENV) $(DAEMON) restart socle -- $(SOCLE) all --no-registry
+	$(ENV) $(DAEMON) restart dev-idp -- $(SOCLE) dev idp
+	$(ENV) $(WAIT) "$(DEV_IDP)/jwks.json" 30 $(LOGS)/dev-idp.log
+	$(ENV) $(AUTH) $(DAEMON) restart socle -- $(SOCLE) all --no-registry
 	$(ENV) $(WAIT) "http://$$SOCLE__API__LISTEN/health" 90 $(LOGS)/socle.log
 	$(ENV) $(SOCLE) demo load
+	$(ENV) $(SOCLE) admin grant $(DEMO_ADVISOR) --actions person.read,person.search,caseload.list \
+	  --purpose accompagnement --until "$$(date -u -d "+30 days" +%Y-%m-%dT%H:%M:%SZ)" --by make-up
 	@$(ENV) echo; \
 	echo "socle is up."; \
 	echo "  API:           http://$$SOCLE__API__LISTEN  (registry: $$SOCLE__REGISTRY__URL)"; \
-	echo "  read a person: curl -s $(DEMO_HEADERS) http://$$SOCLE__API__LISTEN/persons/$(DEMO_PERSON)"; \
+	echo "  token:         TOKEN=\$$(target/debug/socle dev token $(DEMO_ADVISOR) --mfa)"; \
+	echo "  read a person: curl -s -H \"Authorization: Bearer \$$TOKEN\" http://$$SOCLE__API__LISTEN/persons/$(DEMO_PERSON)"; \
 	echo "  access trail:  $(SOCLE) audit tail"; \
 	echo "  health:        curl -s http://$$SOCLE__API__LISTEN/health"; \
 	echo "  logs:          $(LOGS)   stop: make down"

@@ -2,6 +2,8 @@
 
 mod audit;
 mod demo;
+mod dev;
+mod habilitations;
 mod ingest;
 mod schemas;
 mod seal;
@@ -56,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Development tools: an identity provider and its tokens (never in production).
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
     /// Load the synthetic demo dataset.
     Demo {
         #[command(subcommand)]
@@ -80,6 +87,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Grant a habilitation (published on auth.habilitations_topic).
+    Grant(habilitations::GrantArgs),
+    /// Revoke a habilitation before its expiry.
+    Revoke(habilitations::RevokeArgs),
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
@@ -199,6 +210,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Schemas { command },
         } => schemas::run(&settings, command, shutdown).await,
+        Command::Dev { command } => dev::run(&settings, command, shutdown).await,
+        Command::Admin {
+            command: AdminCommand::Grant(args),
+        } => habilitations::grant(&settings, args).await,
+        Command::Admin {
+            command: AdminCommand::Revoke(args),
+        } => habilitations::revoke(&settings, args).await,
         Command::Demo {
             command: DemoCommand::Load { count, wait },
         } => load_demo(&settings, count, Duration::from_secs(wait)).await,
@@ -289,6 +307,16 @@ async fn run_registry(settings: &Settings, shutdown: CancellationToken) -> anyho
     Ok(())
 }
 
+/// The data-sharing agreements (`agreements.dir`), validated.
+fn agreements(settings: &Settings) -> anyhow::Result<socle_agreements::Agreements> {
+    socle_agreements::Agreements::load_dir(&settings.agreements.dir).with_context(|| {
+        format!(
+            "loading the agreements in {}",
+            settings.agreements.dir.display()
+        )
+    })
+}
+
 async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
     let config = socle_projector::ProjectorConfig {
@@ -315,30 +343,66 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         codec.clone(),
         settings.topics.access.clone(),
     );
+    let http = reqwest_client()?;
+    let auth = &settings.auth;
+    let verifier = socle_auth::Verifier::new(
+        socle_auth::VerifierConfig {
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            jwks_url: auth.jwks_url.clone(),
+            mfa_acr_values: auth.mfa_acr_values.clone(),
+            refresh_min_interval: Duration::from_millis(auth.jwks_refresh_min_interval_ms),
+            leeway: Duration::from_secs(auth.leeway_secs),
+        },
+        http.clone(),
+    )
+    .context("[auth] issuer, jwks_url and audience must be set (development: `socle dev idp`, see docs/api.md)")?;
+    let engine = socle_policy::Engine::load(&auth.policies_dir).context("access policies")?;
+    info!(policy_version = engine.version(), "access policies loaded");
+    socle_policy::migrate(&pool)
+        .await
+        .context("migrating habilitations")?;
+    // This instance keeps its own replay of the habilitations topic.
+    let consumer = tokio::spawn({
+        let (brokers, topic) = (
+            settings.kafka.brokers.clone(),
+            auth.habilitations_topic.clone(),
+        );
+        let (pool, codec, shutdown) = (pool.clone(), codec.clone(), shutdown.clone());
+        async move {
+            if let Err(e) =
+                socle_policy::consumer::run(&brokers, &topic, pool, codec, shutdown.clone()).await
+            {
+                error!(error = %e, "habilitations consumer stopped; stopping the API");
+                shutdown.cancel();
+            }
+        }
+    });
     let state = socle_api::AppState {
-/// The data-sharing agreements (`agreements.dir`), validated.
-fn agreements(settings: &Settings) -> anyhow::Result<socle_agreements::Agreements> {
-    socle_agreements::Agreements::load_dir(&settings.agreements.dir).with_context(|| {
-        format!(
-            "loading the agreements in {}",
-            settings.agreements.dir.display()
-        )
-    })
-}
-
         pool,
         trail,
         codec,
         brokers: settings.kafka.brokers.clone(),
-        http: reqwest_client()?,
+        http,
+        verifier,
+        engine: Arc::new(engine),
+        access: Arc::new(socle_api::AccessSettings::new(
+            auth.mfa_actions.clone(),
+            auth.mfa_acr_values.first().cloned().unwrap_or_default(),
+            auth.nir_lookups_per_hour,
+        )),
+        nir_limiter: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.api.listen)
         .await
         .with_context(|| format!("binding api.listen {}", settings.api.listen))?;
     info!(listen = %settings.api.listen, "API listening");
-    socle_api::serve(listener, state, async move { shutdown.cancelled().await })
+    let stop = shutdown.clone();
+    socle_api::serve(listener, state, async move { stop.cancelled().await })
         .await
         .context("API")?;
+    shutdown.cancel();
+    let _ = consumer.await;
     // Access events still queued are delivered before exit.
     producer
         .flush(Duration::from_secs(10))

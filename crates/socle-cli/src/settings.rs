@@ -19,7 +19,6 @@ pub struct Settings {
     pub api: Api,
     pub topics: Topics,
     pub projector: Projector,
-    pub ingest: Ingest,
     pub agreements: AgreementsSettings,
     pub auth: Auth,
     pub ingest: Ingest,
@@ -113,6 +112,32 @@ pub struct Ingest {
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
     pub transaction_timeout_ms: u64,
+}
+
+/// `[auth]`: who the API trusts, and the access rules that are configuration (docs/api.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// The OIDC issuer (`iss`) trusted; empty: `socle serve` refuses to start.
+    pub issuer: String,
+    /// Its JWKS.
+    pub jwks_url: String,
+    /// The audience (`aud`) tokens must be for.
+    pub audience: String,
+    /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`).
+    pub mfa_acr_values: Vec<String>,
+    /// Actions that demand a multi-factor session whatever the grant says.
+    pub mfa_actions: Vec<String>,
+    pub jwks_refresh_min_interval_ms: u64,
+    pub leeway_secs: u64,
+    pub nir_lookups_per_hour: u32,
+    /// The cedar policies (`*.cedar`).
+    pub policies_dir: PathBuf,
+    /// Grants and revocations (`socle admin grant|revoke`, replayed by the API).
+    pub habilitations_topic: String,
+    /// `socle dev idp`: where it listens and keeps its key. Development only.
+    pub dev_idp_listen: SocketAddr,
+    pub dev_idp_dir: PathBuf,
 }
 
 impl Settings {
