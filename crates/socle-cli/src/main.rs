@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod detect;
 mod dev;
 mod habilitations;
 mod ingest;
@@ -82,6 +83,11 @@ enum Command {
     Seal {
         #[command(subcommand)]
         command: seal::SealCommand,
+    },
+    /// Detect bulk extraction on the access trail; alerts and sanctions.
+    Detect {
+        #[command(subcommand)]
+        command: detect::DetectCommand,
     },
 }
 
@@ -225,6 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => produce_person(&settings, args).await,
         Command::Audit { command } => audit::run(&settings, command, shutdown).await,
         Command::Seal { command } => seal::run(&settings, command, shutdown).await,
+        Command::Detect { command } => detect::run(&settings, command, shutdown).await,
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Settings {
     pub auth: Auth,
     pub ingest: Ingest,
     pub seal: Seal,
+    pub detect: Detect,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +95,20 @@ pub struct Seal {
     pub private_key: PathBuf,
     /// The public key published with the deployment (SPKI PEM).
     pub public_key: PathBuf,
+}
+
+/// `socle detect` and the sanctions the API honours (docs/audit.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detect {
+    pub group: String,
+    pub alerts_topic: String,
+    pub sanctions_topic: String,
+    /// How long the API caches a user's sanctions.
+    pub guard_ttl_ms: u64,
+    /// Thresholds; every key is optional (defaults in docs/audit.md).
+    #[serde(default)]
+    pub rules: socle_detect::Rules,
 }
 
 /// `socle ingest` (docs/ingest.md).
@@ -185,6 +200,9 @@ impl Settings {
         }
         if self.seal.every_entries == 0 || self.seal.every_ms == 0 {
             return bad("seal.every_entries and seal.every_ms must be at least 1");
+        }
+        if let Err(e) = self.detect.rules.check() {
+            return bad(&format!("detect.rules: {e}"));
         }
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");
