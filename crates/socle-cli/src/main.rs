@@ -6,6 +6,7 @@ mod detect;
 mod dev;
 mod habilitations;
 mod ingest;
+mod replay;
 mod schemas;
 mod seal;
 mod settings;
@@ -64,6 +65,8 @@ enum Command {
         #[command(subcommand)]
         command: dev::DevCommand,
     },
+    /// Rebuild a model from the first offset, or build the models as of an instant.
+    Replay(replay::ReplayArgs),
     /// Load the synthetic demo dataset.
     Demo {
         #[command(subcommand)]
@@ -223,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Revoke(args),
         } => habilitations::revoke(&settings, args).await,
+        Command::Replay(args) => replay::run(&settings, args, shutdown).await,
         Command::Demo {
             command: DemoCommand::Load { count, wait },
         } => load_demo(&settings, count, Duration::from_secs(wait)).await,
@@ -261,7 +265,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
     });
 }
 
-async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+pub(crate) async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
         .await
         .context("connecting to PostgreSQL (database.url)")?;
@@ -271,7 +275,7 @@ async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-fn codec(settings: &Settings) -> anyhow::Result<Arc<Codec>> {
+pub(crate) fn codec(settings: &Settings) -> anyhow::Result<Arc<Codec>> {
     Ok(Arc::new(
         Codec::new(&settings.registry.url).context("schema registry client")?,
     ))
@@ -315,7 +319,7 @@ async fn run_registry(settings: &Settings, shutdown: CancellationToken) -> anyho
 }
 
 /// The data-sharing agreements (`agreements.dir`), validated.
-fn agreements(settings: &Settings) -> anyhow::Result<socle_agreements::Agreements> {
+pub(crate) fn agreements(settings: &Settings) -> anyhow::Result<socle_agreements::Agreements> {
     socle_agreements::Agreements::load_dir(&settings.agreements.dir).with_context(|| {
         format!(
             "loading the agreements in {}",

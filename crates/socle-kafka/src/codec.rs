@@ -84,24 +84,34 @@ impl Codec {
         contract: &Contract,
         item: &T,
     ) -> Result<Vec<u8>> {
-        let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
-            topic.to_owned(),
-            SuppliedSchema {
-                name: Some(contract.name.to_owned()),
-                schema_type: SchemaType::Avro,
-                schema: contract.raw.to_owned(),
-                references: vec![],
-                properties: None,
-                tags: None,
-            },
-        );
         self.encoder
-            .encode_struct(item, &strategy)
+            .encode_struct(item, &strategy(topic, contract))
             .await
             .map_err(|e| {
                 if e.retriable || e.error.contains("registry") || e.error.contains("schema") {
                     self.encoder.remove_errors_from_cache();
                 }
+                classify(e)
+            })
+    }
+
+    /// Encodes an Avro `value` under `contract` for `topic`, registering the contract if needed.
+    ///
+    /// # Errors
+    /// As [`Codec::encode`].
+    pub async fn encode_value(
+        &self,
+        topic: &str,
+        contract: &Contract,
+        value: Value,
+    ) -> Result<Vec<u8>> {
+        // Resolution picks union branches and logical types, so callers can write plain values.
+        let value = value.resolve(&contract.schema)?;
+        self.encoder
+            .encode_value(value, &strategy(topic, contract))
+            .await
+            .map_err(|e| {
+                self.encoder.remove_errors_from_cache();
                 classify(e)
             })
     }
@@ -186,6 +196,21 @@ pub fn from_datum<T: DeserializeOwned>(bytes: &[u8], contract: &Contract) -> Res
         )));
     }
     Ok(apache_avro::from_value(&value)?)
+}
+
+/// `TopicRecordNameStrategy` with the contract supplied, so it is registered on first use.
+fn strategy(topic: &str, contract: &Contract) -> SubjectNameStrategy {
+    SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
+        topic.to_owned(),
+        SuppliedSchema {
+            name: Some(contract.name.to_owned()),
+            schema_type: SchemaType::Avro,
+            schema: contract.raw.to_owned(),
+            references: vec![],
+            properties: None,
+            tags: None,
+        },
+    )
 }
 
 fn classify(e: SRCError) -> Error {

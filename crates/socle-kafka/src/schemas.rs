@@ -65,6 +65,35 @@ pub static PERSON_HEALTH: LazyLock<Contract> = LazyLock::new(|| {
     )
 });
 
+/// Every person event contract (topic `socle.persons`), by full record name.
+pub static PERSON_EVENTS: LazyLock<Vec<Contract>> = LazyLock::new(|| {
+    [
+        ("socle.person.AccompanimentEnded", include_str!("../../../schemas/person/AccompanimentEnded.avsc")),
+        ("socle.person.AccompanimentStarted", include_str!("../../../schemas/person/AccompanimentStarted.avsc")),
+        ("socle.person.AppointmentHeld", include_str!("../../../schemas/person/AppointmentHeld.avsc")),
+        ("socle.person.AppointmentMissed", include_str!("../../../schemas/person/AppointmentMissed.avsc")),
+        ("socle.person.AppointmentScheduled", include_str!("../../../schemas/person/AppointmentScheduled.avsc")),
+        ("socle.person.FollowEnded", include_str!("../../../schemas/person/FollowEnded.avsc")),
+        ("socle.person.FollowStarted", include_str!("../../../schemas/person/FollowStarted.avsc")),
+        ("socle.person.PersonContactUpdated", include_str!("../../../schemas/person/PersonContactUpdated.avsc")),
+        ("socle.person.PersonExited", include_str!("../../../schemas/person/PersonExited.avsc")),
+        ("socle.person.PersonIdentityUpdated", include_str!("../../../schemas/person/PersonIdentityUpdated.avsc")),
+        ("socle.person.PersonOrientationDecided", include_str!("../../../schemas/person/PersonOrientationDecided.avsc")),
+        ("socle.person.PersonRegistered", include_str!("../../../schemas/person/PersonRegistered.avsc")),
+        ("socle.person.PersonSituationUpdated", include_str!("../../../schemas/person/PersonSituationUpdated.avsc")),
+        ("socle.person.PrescriptionOutcomeRecorded", include_str!("../../../schemas/person/PrescriptionOutcomeRecorded.avsc")),
+        ("socle.person.ServicePrescribed", include_str!("../../../schemas/person/ServicePrescribed.avsc")),
+    ]
+    .into_iter()
+    .map(|(name, raw)| Contract::load(name, raw))
+    .collect()
+});
+
+/// The person event contract named `name` (e.g. `socle.person.FollowStarted`).
+pub fn person_event(name: &str) -> Option<&'static Contract> {
+    PERSON_EVENTS.iter().find(|c| c.name == name)
+}
+
 /// `socle.access.AccessEvent`.
 pub static ACCESS_EVENT: LazyLock<Contract> = LazyLock::new(|| {
     Contract::load(
@@ -76,6 +105,19 @@ pub static ACCESS_EVENT: LazyLock<Contract> = LazyLock::new(|| {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_person_event_is_compiled_in() {
+        assert_eq!(PERSON_EVENTS.len(), 15);
+        for c in PERSON_EVENTS.iter() {
+            let Schema::Record(record) = &c.schema else {
+                panic!("{} is not a record", c.name);
+            };
+            assert_eq!(record.name.fullname(None), c.name);
+        }
+        assert!(person_event("socle.person.FollowStarted").is_some());
+        assert!(person_event("socle.person.Nope").is_none());
+    }
 
     #[test]
     fn every_compiled_in_contract_parses_under_its_name() {

@@ -156,7 +156,8 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
     let event_id = envelope.uuid("event_id")?;
     let occurred_at = match envelope.get("occurred_at") {
         Some(Value::TimestampMicros(us) | Value::Long(us)) => {
-            DateTime::<Utc>::from_timestamp_micros(*us).ok_or_else(|| envelope.err("occurred_at"))?
+            DateTime::<Utc>::from_timestamp_micros(*us)
+                .ok_or_else(|| envelope.err("occurred_at"))?
         }
         _ => return Err(envelope.err("occurred_at")),
     };
@@ -173,7 +174,10 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
                             "registration_organisation",
                             text(Some(r.str("registering_organisation")?)),
                         ),
-                        ("registration_date", Val::Date(Some(r.date("registered_on")?))),
+                        (
+                            "registration_date",
+                            Val::Date(Some(r.date("registered_on")?)),
+                        ),
                     ],
                 ),
                 group(
@@ -183,7 +187,10 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
                         ("residence_departement", text(Some(r.str("departement")?))),
                     ],
                 ),
-                group("identity", vec![("identity_sealed", Val::Bytes(Some(r.sealed("personal")?)))]),
+                group(
+                    "identity",
+                    vec![("identity_sealed", Val::Bytes(Some(r.sealed("personal")?)))],
+                ),
             ],
         },
         "socle.person.PersonIdentityUpdated" => Fact::Person {
@@ -201,7 +208,10 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
                         ("residence_departement", text(Some(r.str("departement")?))),
                     ],
                 ),
-                group("contact", vec![("contact_sealed", Val::Bytes(Some(r.sealed("personal")?)))]),
+                group(
+                    "contact",
+                    vec![("contact_sealed", Val::Bytes(Some(r.sealed("personal")?)))],
+                ),
             ],
         },
         "socle.person.PersonSituationUpdated" => Fact::Person {
@@ -213,10 +223,16 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
                             "situation_registration_category",
                             text(r.opt_str("registration_category")?),
                         ),
-                        ("situation_rsa_beneficiary", Val::Bool(r.opt_bool("rsa_beneficiary")?)),
+                        (
+                            "situation_rsa_beneficiary",
+                            Val::Bool(r.opt_bool("rsa_beneficiary")?),
+                        ),
                     ],
                 ),
-                group("health", vec![("health_sealed", Val::Bytes(Some(r.sealed("personal")?)))]),
+                group(
+                    "health",
+                    vec![("health_sealed", Val::Bytes(Some(r.sealed("personal")?)))],
+                ),
             ],
         },
         "socle.person.PersonOrientationDecided" => Fact::Person {

@@ -19,6 +19,7 @@ mod context;
 pub mod events;
 pub mod materialize;
 pub mod metrics;
+pub mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,9 +67,30 @@ pub struct ProjectorConfig {
     pub batch_timeout: Duration,
 }
 
+/// Which events a build applies: all of them (live, replay), those up to an instant (as-of),
+/// or one person's (a person's history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only events that occurred at or before this instant.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this person's events.
+    pub person: Option<Uuid>,
+}
+
+impl Filter {
+    fn keeps(&self, fact: &PersonFact) -> bool {
+        self.until.is_none_or(|t| fact.occurred_at <= t)
+            && self.person.is_none_or(|p| fact.person_id == p)
+    }
+}
+
+/// Advisory lock key taken (shared) by every live batch, and exclusively by a replay while it
+/// swaps a rebuilt model in: the swap sees the live offsets standing still.
+pub(crate) const LIVE_LOCK: &str = "socle.projector.live";
+
 /// One message taken off the topic, owned.
 #[derive(Debug)]
-struct Taken {
+pub(crate) struct Taken {
     partition: i32,
     offset: i64,
     payload: Option<Vec<u8>>,
@@ -132,7 +154,16 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let next = project_with_retry(&pool, &codec, &models, &config, &batch, &shutdown).await?;
+        let next = project_with_retry(
+            &pool,
+            &codec,
+            &models,
+            &config,
+            &batch,
+            Filter::default(),
+            &shutdown,
+        )
+        .await?;
         let Some(next) = next else { break };
         let mut tpl = TopicPartitionList::new();
         for (partition, offset) in next {
@@ -148,7 +179,7 @@ pub async fn run(
     Ok(())
 }
 
-fn take(m: &rdkafka::message::BorrowedMessage<'_>) -> Taken {
+pub(crate) fn take(m: &rdkafka::message::BorrowedMessage<'_>) -> Taken {
     Taken {
         partition: m.partition(),
         offset: m.offset(),
@@ -159,17 +190,18 @@ fn take(m: &rdkafka::message::BorrowedMessage<'_>) -> Taken {
 /// Applies `batch`, retrying transient failures (registry or database unavailable) with a
 /// growing delay until they pass or shutdown is asked. Returns the next offset per partition,
 /// or `None` if shutdown interrupted the retries (the batch will be read again).
-async fn project_with_retry(
+pub(crate) async fn project_with_retry(
     pool: &PgPool,
     codec: &Codec,
     models: &Models,
     config: &ProjectorConfig,
     batch: &[Taken],
+    filter: Filter,
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<(i32, i64)>>> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match project_batch(pool, codec, models, config, batch).await {
+        match project_batch(pool, codec, models, config, batch, filter).await {
             Ok(next) => return Ok(Some(next)),
             Err(e) if is_transient(&e) => {
                 metrics::RETRIES.inc();
@@ -202,13 +234,18 @@ async fn project_batch(
     models: &Models,
     config: &ProjectorConfig,
     batch: &[Taken],
+    filter: Filter,
 ) -> Result<Vec<(i32, i64)>> {
     let started = std::time::Instant::now();
     let mut facts: Vec<(&Taken, PersonFact)> = Vec::with_capacity(batch.len());
     let mut rejected: Vec<Rejected> = Vec::new();
     for taken in batch {
         let Some(payload) = &taken.payload else {
-            rejected.push(reject(taken, "frame.empty", "message without a value".into()));
+            rejected.push(reject(
+                taken,
+                "frame.empty",
+                "message without a value".into(),
+            ));
             continue;
         };
         match codec.decode(payload).await {
@@ -232,6 +269,13 @@ async fn project_batch(
     let partitions: Vec<i32> = next.keys().copied().collect();
 
     let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
+    if models.layout == Layout::live() {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext($1))")
+            .bind(LIVE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(socle_store::Error::from)?;
+    }
     let stored: BTreeMap<i32, i64> =
         socle_store::offsets::lock(&mut tx, &config.group, &config.topic, &partitions)
             .await?
@@ -240,14 +284,17 @@ async fn project_batch(
     let fresh = |partition: i32, offset: i64| stored.get(&partition).is_none_or(|s| offset >= *s);
     let apply: Vec<PersonFact> = facts
         .into_iter()
-        .filter(|(t, _)| fresh(t.partition, t.offset))
+        .filter(|(t, f)| fresh(t.partition, t.offset) && filter.keeps(f))
         .map(|(_, f)| f)
         .collect();
     let rejected: Vec<Rejected> = rejected
         .into_iter()
         .filter(|r| fresh(r.partition, r.offset))
         .collect();
-    let skipped = batch.iter().filter(|t| !fresh(t.partition, t.offset)).count();
+    let skipped = batch
+        .iter()
+        .filter(|t| !fresh(t.partition, t.offset))
+        .count();
 
     let touched: Vec<Uuid> = socle_store::core::apply(&mut tx, &models.layout.core, &apply)
         .await?

@@ -53,7 +53,12 @@ impl Models {
         let entries = agreements
             .all
             .iter()
-            .filter(|a| layout.only.as_ref().is_none_or(|o| o.contains(&a.ecosystem)))
+            .filter(|a| {
+                layout
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| o.contains(&a.ecosystem))
+            })
             .map(|a| {
                 let model = Model {
                     ecosystem: a.ecosystem.clone(),
@@ -92,15 +97,20 @@ struct Opened {
 }
 
 fn open_sealed(bytes: &Option<Vec<u8>>) -> Option<Sealed> {
-    bytes.as_ref().and_then(|b| from_datum::<Sealed>(b, &SEALED).ok())
+    bytes
+        .as_ref()
+        .and_then(|b| from_datum::<Sealed>(b, &SEALED).ok())
 }
 
 fn avro_field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     match v {
-        Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| match v {
-            Value::Union(_, inner) => inner.as_ref(),
-            other => other,
-        }),
+        Value::Record(fields) => fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| match v {
+                Value::Union(_, inner) => inner.as_ref(),
+                other => other,
+            }),
         _ => None,
     }
 }
@@ -130,7 +140,10 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
     let mut values: HashMap<Field, Val> = HashMap::new();
     let t = |v: &Option<String>| Val::Text(v.clone());
     values.insert(Field::RegistrationOperator, t(&state.registration_operator));
-    values.insert(Field::RegistrationOrganisation, t(&state.registration_organisation));
+    values.insert(
+        Field::RegistrationOrganisation,
+        t(&state.registration_organisation),
+    );
     values.insert(Field::RegistrationDate, Val::Date(state.registration_date));
     values.insert(Field::ResidenceCommune, t(&state.residence_commune));
     values.insert(Field::ResidenceDepartement, t(&state.residence_departement));
@@ -138,8 +151,14 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
         Field::SituationRegistrationCategory,
         t(&state.situation_registration_category),
     );
-    values.insert(Field::SituationRsaBeneficiary, Val::Bool(state.situation_rsa_beneficiary));
-    values.insert(Field::OrientationReferentOperator, t(&state.orientation_referent_operator));
+    values.insert(
+        Field::SituationRsaBeneficiary,
+        Val::Bool(state.situation_rsa_beneficiary),
+    );
+    values.insert(
+        Field::OrientationReferentOperator,
+        t(&state.orientation_referent_operator),
+    );
     values.insert(Field::OrientationPathway, t(&state.orientation_pathway));
     values.insert(Field::ExitDate, Val::Date(state.exit_date));
     values.insert(Field::ExitDestination, t(&state.exit_destination));
@@ -152,8 +171,14 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
                 Ok(identity) => {
                     birth_date = identity.birth_date();
                     values.insert(Field::IdentityNir, Val::Text(identity.nir.clone()));
-                    values.insert(Field::IdentityFamilyName, Val::Text(Some(identity.family_name.clone())));
-                    values.insert(Field::IdentityGivenName, Val::Text(Some(identity.given_name.clone())));
+                    values.insert(
+                        Field::IdentityFamilyName,
+                        Val::Text(Some(identity.family_name.clone())),
+                    );
+                    values.insert(
+                        Field::IdentityGivenName,
+                        Val::Text(Some(identity.given_name.clone())),
+                    );
                     values.insert(Field::IdentityBirthDate, Val::Date(birth_date));
                     values.insert(Field::ContactEmail, Val::Text(identity.email.clone()));
                     values.insert(Field::ContactPhone, Val::Text(identity.phone.clone()));
@@ -167,10 +192,11 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
                 Ok(v) => {
                     values.insert(Field::ContactEmail, Val::Text(avro_text(&v, "email")));
                     values.insert(Field::ContactPhone, Val::Text(avro_text(&v, "phone")));
-                    let address: Vec<String> = ["address_line", "address_complement", "postal_code"]
-                        .iter()
-                        .filter_map(|f| avro_text(&v, f))
-                        .collect();
+                    let address: Vec<String> =
+                        ["address_line", "address_complement", "postal_code"]
+                            .iter()
+                            .filter_map(|f| avro_text(&v, f))
+                            .collect();
                     values.insert(
                         Field::ContactAddress,
                         Val::Text((!address.is_empty()).then(|| address.join(", "))),
@@ -183,7 +209,10 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
             match open_value(key, person, &sealed, &PERSON_HEALTH) {
                 Ok(v) => {
                     values.insert(Field::HealthRqth, Val::Bool(avro_bool(&v, "rqth")));
-                    values.insert(Field::HealthRqthUntil, Val::Date(avro_date(&v, "rqth_until")));
+                    values.insert(
+                        Field::HealthRqthUntil,
+                        Val::Date(avro_date(&v, "rqth_until")),
+                    );
                     values.insert(Field::HealthBoeth, Val::Bool(avro_bool(&v, "boeth")));
                 }
                 Err(e) => warn!(person_id = %person, error = %e, "health situation does not open"),
@@ -310,18 +339,19 @@ fn links_for(agreement: &Agreement, state: &CoreState) -> Vec<Link> {
             since: state.registration_date,
         });
     }
-    links.extend(state
-        .follows
-        .iter()
-        .filter(|f| f.ended_on.is_none() && f.ecosystem == agreement.ecosystem)
-        .map(|f| Link {
-            person_id: state.person_id,
-            organisation: f.organisation.clone(),
-            kind: "follow",
-            ref_id: f.follow_id,
-            territory: Some(f.territory.clone()),
-            since: Some(f.started_on),
-        }),
+    links.extend(
+        state
+            .follows
+            .iter()
+            .filter(|f| f.ended_on.is_none() && f.ecosystem == agreement.ecosystem)
+            .map(|f| Link {
+                person_id: state.person_id,
+                organisation: f.organisation.clone(),
+                kind: "follow",
+                ref_id: f.follow_id,
+                territory: Some(f.territory.clone()),
+                since: Some(f.started_on),
+            }),
     );
     links.extend(state.prescriptions.iter().filter_map(|p| {
         let siret = p.structure_siret.as_ref()?;
