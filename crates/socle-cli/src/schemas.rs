@@ -63,6 +63,13 @@ pub async fn run(
                 applied.len(),
                 subjects::COMPATIBILITY
             );
+            // A contract nobody mapped to a topic is not registered: say so, loudly.
+            for file in subjects.unmapped()? {
+                eprintln!(
+                    "warning: {file} is not in {} (no topic): not registered",
+                    subjects.path.display()
+                );
+            }
             Ok(())
         }
     }

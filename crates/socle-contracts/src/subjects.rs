@@ -146,6 +146,66 @@ impl SubjectsFile {
     }
 }
 
+impl SubjectsFile {
+    /// The `.avsc` files under the subjects file's folder that it does not map, as paths
+    /// relative to that folder, sorted: `socle.pii.*` and `socle.common.*` records (never a
+    /// topic's value) and files that are not JSON with a namespace left aside.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the folder cannot be read.
+    pub fn unmapped(&self) -> Result<Vec<String>> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
+        let mapped: BTreeSet<&str> = self.contracts.iter().map(|c| c.file.as_str()).collect();
+        let mut files = Vec::new();
+        avsc_files(&dir, &mut files)?;
+        let mut out = Vec::new();
+        for path in files {
+            let namespace = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|j| j["namespace"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if namespace == "socle.pii" || namespace == "socle.common" {
+                continue;
+            }
+            let relative = path
+                .strip_prefix(&dir)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !mapped.contains(relative.as_str()) {
+                out.push(relative);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Every `.avsc` under `dir`, recursively.
+fn avsc_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: dir.display().to_string(),
+                source,
+            })?
+            .path();
+        if path.is_dir() {
+            avsc_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "avsc") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Kafka's rule for topic names.
 fn valid_topic_name(name: &str) -> bool {
     !name.is_empty()

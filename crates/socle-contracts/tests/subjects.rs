@@ -40,25 +40,123 @@ fn documented() -> BTreeSet<(String, String)> {
     out
 }
 
+/// Records of the ingress table of docs/ingest.md (`| \`socle.ingress.X\` | ...`).
+fn documented_ingress() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("docs/ingest.md")).expect("docs/ingest.md");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("| `socle.ingress."))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned())
+        // Record names (capitalised), not the topic rows; the Submission is embedded.
+        .filter(|name| name.starts_with(|c: char| c.is_ascii_uppercase()) && name != "Submission")
+        .map(|name| format!("socle.ingress.{name}"))
+        .collect()
+}
+
+fn mapped() -> BTreeSet<(String, String)> {
+    mapping()
+        .contracts
+        .iter()
+        .map(|c| (c.topic.clone(), c.record.clone()))
+        .collect()
+}
+
 #[test]
-fn every_documented_event_type_is_a_subject_of_its_topic_and_nothing_else() {
+fn every_event_type_documented_in_events_md_is_a_subject_of_its_topic() {
     let documented = documented();
     assert!(
         documented.len() >= 28,
         "parsed only {} documented event types from docs/events.md",
         documented.len()
     );
-    let mapped: BTreeSet<(String, String)> = mapping()
-        .contracts
-        .iter()
-        .map(|c| (c.topic.clone(), c.record.clone()))
-        .collect();
+    let mapped = mapped();
     let missing: Vec<_> = documented.difference(&mapped).collect();
-    let extra: Vec<_> = mapped.difference(&documented).collect();
     assert!(
-        missing.is_empty() && extra.is_empty(),
-        "schemas/subjects.toml and docs/events.md disagree:\n documented, not mapped: {missing:?}\n mapped, not documented: {extra:?}"
+        missing.is_empty(),
+        "documented in docs/events.md, not mapped in schemas/subjects.toml: {missing:?}"
     );
+    // And on no other topic than the documented one (feeds and ingress aside).
+    for (topic, record) in &mapped {
+        if let Some((doc_topic, _)) = documented.iter().find(|(_, r)| r == record) {
+            assert_eq!(
+                topic, doc_topic,
+                "{record} is mapped to {topic}, documented on {doc_topic}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_ingress_contract_is_a_subject_of_each_ingress_topic() {
+    let ingress = documented_ingress();
+    assert!(
+        ingress.len() >= 8,
+        "parsed only {ingress:?} from docs/ingest.md"
+    );
+    let mapped = mapped();
+    for topic in [
+        "socle.ingress.france-travail",
+        "socle.ingress.cap-emploi",
+        "socle.ingress.missions-locales",
+    ] {
+        for record in &ingress {
+            assert!(
+                mapped.contains(&(topic.to_owned(), record.clone())),
+                "{record} (docs/ingest.md) is not mapped on {topic} in schemas/subjects.toml"
+            );
+        }
+    }
+}
+
+/// The contract families documented in docs/events.md and docs/ingest.md: every file of these
+/// folders must be mapped. Contracts elsewhere (added with their own docs) are reported by
+/// `socle admin schemas apply` as not registered until they are mapped.
+const FAMILIES: &[&str] = &[
+    "access/",
+    "habilitation/",
+    "ingest/",
+    "ingress/",
+    "person/",
+    "reference/",
+    "registry/",
+];
+
+#[test]
+fn every_contract_of_the_documented_families_is_mapped_to_a_topic() {
+    let unmapped = mapping().unmapped().expect("schemas folder");
+    let missing: Vec<_> = unmapped
+        .iter()
+        .filter(|f| FAMILIES.iter().any(|d| f.starts_with(d)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "contracts with no topic: add each under its topic in schemas/subjects.toml \
+         (then `socle admin schemas apply` registers it): {missing:?}"
+    );
+    if !unmapped.is_empty() {
+        eprintln!("not mapped yet (outside the documented families): {unmapped:?}");
+    }
+}
+
+#[test]
+fn unmapped_contracts_are_reported() {
+    let dir = scratch("[[topic]]\nname = \"t.a\"\nschemas = [\"x/A.avsc\"]\n");
+    std::fs::write(
+        dir.join("x/B.avsc"),
+        r#"{"type":"record","name":"B","namespace":"t","fields":[]}"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("x/P.avsc"),
+        r#"{"type":"record","name":"P","namespace":"socle.pii","fields":[]}"#,
+    )
+    .expect("write");
+    let file = SubjectsFile::load(&dir.join("subjects.toml")).expect("loads");
+    let unmapped = file.unmapped().expect("unmapped");
+    let _ = std::fs::remove_dir_all(&dir);
+    // E (an enum) and Bad (not JSON) are not records but are reported too: they are in the
+    // folder and nothing registers them.
+    assert_eq!(unmapped, vec!["x/B.avsc", "x/Bad.avsc", "x/E.avsc"]);
 }
 
 #[test]
