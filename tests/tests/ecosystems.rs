@@ -286,6 +286,35 @@ async fn each_ecosystem_sees_exactly_its_people_and_fields() {
         .await
         .expect("caseload");
     assert_eq!(caseload.len(), 1);
+    // Search stays within the caseload, and a criterion on a non-granted field is refused.
+    let by_name = socle_store::ecosystem::Search {
+        family_name: Some("testeur1".into()),
+        ..Default::default()
+    };
+    let found = socle_store::ecosystem::search(&db.pool, &ml, &viewer(ML_ORG), &by_name, None, 10)
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+    let elsewhere = socle_store::ecosystem::search(
+        &db.pool,
+        &ml,
+        &viewer("90000299900018"),
+        &by_name,
+        None,
+        10,
+    )
+    .await
+    .expect("search");
+    assert!(elsewhere.is_empty(), "another Mission Locale finds nobody");
+    let by_nir = socle_store::ecosystem::Search {
+        nir: Some("190017505600142".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        socle_store::ecosystem::search(&db.pool, &ml, &viewer(ML_ORG), &by_nir, None, 10).await,
+        Err(socle_store::Error::NotGranted(_))
+    ));
+
     // The ecosystem role cannot read another ecosystem's schema nor the core state at all.
     let mut tx = db.pool.begin().await.expect("tx");
     sqlx::query("SET LOCAL ROLE socle_eco_missions_locales")

@@ -236,10 +236,12 @@ pub async fn remove(
         return Ok(Vec::new());
     }
     let schema = ident(&model.schema)?;
-    sqlx::query(&format!("DELETE FROM {schema}.links WHERE person_id = ANY($1)"))
-        .bind(persons)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM {schema}.links WHERE person_id = ANY($1)"
+    ))
+    .bind(persons)
+    .execute(&mut **tx)
+    .await?;
     let removed: Vec<Uuid> = sqlx::query_scalar(&format!(
         "WITH gone AS (DELETE FROM {schema}.persons WHERE person_id = ANY($1) RETURNING person_id) \
          INSERT INTO {schema}.notices (person_id, kind, agreement_version) \
@@ -263,10 +265,12 @@ pub async fn set_links(
     links: &[Link],
 ) -> Result<()> {
     let schema = ident(&model.schema)?;
-    sqlx::query(&format!("DELETE FROM {schema}.links WHERE person_id = ANY($1)"))
-        .bind(persons)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM {schema}.links WHERE person_id = ANY($1)"
+    ))
+    .bind(persons)
+    .execute(&mut **tx)
+    .await?;
     if links.is_empty() {
         return Ok(());
     }
@@ -395,9 +399,112 @@ pub async fn checksum(pool: &PgPool, schema: &str) -> Result<String> {
 /// [`Error::Database`].
 pub async fn person_ids(pool: &PgPool, schema: &str) -> Result<HashSet<Uuid>> {
     let schema = ident(schema)?;
-    Ok(sqlx::query_scalar(&format!("SELECT person_id FROM {schema}.persons"))
-        .fetch_all(pool)
-        .await?
+    Ok(
+        sqlx::query_scalar(&format!("SELECT person_id FROM {schema}.persons"))
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Criteria of a search within a caseload; every given criterion must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub nir: Option<String>,
+}
+
+/// Searches the viewer's caseload (row-level security applies: people linked to the viewer's
+/// organisation or in its territories), never the whole model. A criterion on a field the
+/// agreement does not grant is refused rather than ignored.
+///
+/// # Errors
+/// [`Error::NotGranted`] naming the field, [`Error::Database`].
+pub async fn search(
+    pool: &PgPool,
+    model: &Model,
+    viewer: &Viewer,
+    criteria: &Search,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Map<String, Value>>> {
+    let schema = ident(&model.schema)?;
+    let wanted = [
+        ("identity_family_name", criteria.family_name.is_some()),
+        ("identity_given_name", criteria.given_name.is_some()),
+        ("identity_birth_date", criteria.birth_date.is_some()),
+        ("identity_nir", criteria.nir.is_some()),
+    ];
+    for (column, asked) in wanted {
+        if asked && !model.has(column) {
+            return Err(Error::NotGranted(column.to_owned()));
+        }
+    }
+    let cond = |column: &str, param: usize, cast: &str, ci: bool| {
+        if !model.has(column) {
+            "TRUE".to_owned()
+        } else if ci {
+            format!("(${param}::{cast} IS NULL OR lower({column}) = lower(${param}))")
+        } else {
+            format!("(${param}::{cast} IS NULL OR {column} = ${param})")
+        }
+    };
+    let sql = format!(
+        "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {schema}.persons p WHERE {} AND {} AND {} AND {} \
+         AND ($5::uuid IS NULL OR p.person_id > $5) ORDER BY p.person_id LIMIT $6",
+        cond("identity_family_name", 1, "text", true),
+        cond("identity_given_name", 2, "text", true),
+        cond("identity_birth_date", 3, "date", false),
+        cond("identity_nir", 4, "text", false),
+    );
+    let mut tx = pool.begin().await?;
+    assume(&mut tx, model, viewer).await?;
+    let rows: Vec<Value> = sqlx::query_scalar(&sql)
+        .bind(&criteria.family_name)
+        .bind(&criteria.given_name)
+        .bind(criteria.birth_date)
+        .bind(&criteria.nir)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows
         .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
         .collect())
+}
+
+/// The person with this exact NIR anywhere in the ecosystem's model, outside the viewer's
+/// caseload: only for a purpose that requires it (orientation of a newly registered person);
+/// the caller records and rate-limits it. Reads as the model's owner, so row-level security
+/// does not apply — but only this ecosystem's people and granted fields are reachable.
+///
+/// # Errors
+/// [`Error::NotGranted`] when the agreement does not grant the NIR, [`Error::Database`].
+pub async fn lookup_nir(
+    pool: &PgPool,
+    model: &Model,
+    nir: &str,
+) -> Result<Option<Map<String, Value>>> {
+    let schema = ident(&model.schema)?;
+    if !model.has("identity_nir") {
+        return Err(Error::NotGranted("identity_nir".to_owned()));
+    }
+    let row: Option<Value> = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {schema}.persons p WHERE identity_nir = $1"
+    ))
+    .bind(nir)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|v| match v {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }))
 }

@@ -26,6 +26,8 @@ pub enum Error {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored key for person {0} is malformed")]
     MalformedKey(uuid::Uuid),
+    #[error("the agreement does not grant the field {0}")]
+    NotGranted(String),
     #[error("{0:?} is not a safe SQL identifier")]
     BadIdentifier(String),
     #[error(
