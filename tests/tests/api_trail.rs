@@ -1,0 +1,159 @@
+//! Fail closed, and habilitations as events: the API discloses nothing when the access trail
+//! cannot be written, and a grant published on the habilitations topic (then its revocation)
+//! takes effect through the consumer the API runs.
+
+mod api_support;
+
+use std::time::Duration;
+
+use api_support::*;
+use chrono::Utc;
+use socle_kafka::EventProducer;
+use socle_policy::grants::{GrantPublisher, HabilitationRevoked};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_trail_no_data() {
+    let (pool, db) = fresh_db().await;
+    // The trail's producer points at a port where no broker listens.
+    let api = start_api(
+        &pool,
+        "it-access-unreachable",
+        "127.0.0.1:9",
+        Duration::from_secs(2),
+    )
+    .await;
+    let people = seed(&pool, ORG, "Bernard", 4, 1).await;
+    grant(&pool, USER, ORG, ECOSYSTEM).await;
+    let http = http();
+    for path in [
+        format!("/persons/{}", people[0].person_id),
+        "/persons?family_name=Bernarda".to_owned(),
+        "/caseload".to_owned(),
+    ] {
+        let r = http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(api.default_token())
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 503, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let body = r.text().await.expect("body");
+        assert!(body.contains("trail.unavailable"), "{path}: {body}");
+        assert!(!body.contains("Bernard"), "{path} disclosed: {body}");
+        assert!(
+            !body.contains(&people[0].person_id.to_string()),
+            "{path} disclosed: {body}"
+        );
+    }
+    let health = http
+        .get(format!("{}/health", api.base))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 503);
+    let h: serde_json::Value = health.json().await.expect("json");
+    assert!(
+        h["failing"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "access_trail")),
+        "{h}"
+    );
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn published_grants_and_revocations_take_effect() {
+    let (pool, db) = fresh_db().await;
+    let access = random_topic("it-access").await;
+    let habilitations = random_topic("it-habilitations").await;
+    let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
+    let people = seed(&pool, ORG, "Thomas", 5, 1).await;
+    let stop = CancellationToken::new();
+    let consumer = tokio::spawn({
+        let (topic, pool, stop) = (habilitations.clone(), pool.clone(), stop.clone());
+        async move { socle_policy::consumer::run(&brokers(), &topic, pool, codec(), stop).await }
+    });
+    let publisher = GrantPublisher {
+        producer: EventProducer::new(&brokers(), Duration::from_secs(10)).expect("producer"),
+        codec: codec(),
+        topic: habilitations.clone(),
+    };
+    let read = || {
+        http()
+            .get(format!("{}/persons/{}", api.base, people[0].person_id))
+            .bearer_auth(api.default_token())
+            .send()
+    };
+    assert_eq!(read().await.expect("answers").status(), 403, "no grant yet");
+
+    let g = socle_policy::grants::new_grant(
+        USER,
+        ORG,
+        ECOSYSTEM,
+        &["person.read"],
+        "accompagnement",
+        Utc::now() - chrono::Duration::minutes(1),
+        Utc::now() + chrono::Duration::days(1),
+        "test-admin",
+    );
+    publisher.grant(&g).await.expect("grant published");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while read().await.expect("answers").status() != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the grant never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let allowed_at = Utc::now();
+
+    publisher
+        .revoke(&HabilitationRevoked {
+            envelope: socle_domain::Envelope::new(ORG, Utc::now()).with_actor("test-admin"),
+            grant_id: g.grant_id,
+            user: USER.into(),
+            organisation: ORG.into(),
+            effective_at: socle_domain::time::to_micros(Utc::now()),
+            revoked_by: "test-admin".into(),
+            reason_code: Some("left_the_organisation".into()),
+        })
+        .await
+        .expect("revocation published");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = read().await.expect("answers");
+        if r.status() == 403 {
+            let p: serde_json::Value = r.json().await.expect("problem");
+            assert_eq!(p["code"], "habilitation.none");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revocation never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Replayable: "was it allowed at time T" still answers yes for a time before the revocation.
+    let at =
+        |t| socle_policy::grants::in_force(&pool, USER, ORG, ECOSYSTEM, "person.read", None, t);
+    assert_eq!(
+        at(allowed_at).await.expect("query").len(),
+        1,
+        "in force then"
+    );
+    assert!(
+        at(Utc::now()).await.expect("query").is_empty(),
+        "revoked now"
+    );
+
+    stop.cancel();
+    consumer
+        .await
+        .expect("joined")
+        .expect("consumer stops cleanly");
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
