@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod feed;
 mod detect;
 mod dev;
 mod habilitations;
@@ -65,6 +66,8 @@ enum Command {
         #[command(subcommand)]
         command: dev::DevCommand,
     },
+    /// Relay each ecosystem's model changes to its outgoing feed topic.
+    Feed,
     /// Rebuild a model from the first offset, or build the models as of an instant.
     Replay(replay::ReplayArgs),
     /// Load the synthetic demo dataset.
@@ -227,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AdminCommand::Revoke(args),
         } => habilitations::revoke(&settings, args).await,
         Command::Replay(args) => replay::run(&settings, args, shutdown).await,
+        Command::Feed => feed::run(&settings, shutdown).await,
         Command::Demo {
             command: DemoCommand::Load { count, wait },
         } => load_demo(&settings, count, Duration::from_secs(wait)).await,
@@ -442,6 +446,8 @@ async fn run_all(
     }
     let (s, t) = (settings.clone(), shutdown.clone());
     tasks.spawn(async move { ("projector", run_projector(&s, t).await) });
+    let (s, t) = (settings.clone(), shutdown.clone());
+    tasks.spawn(async move { ("feed", feed::run(&s, t).await) });
     let (s, t) = (settings.clone(), shutdown.clone());
     tasks.spawn(async move { ("api", run_api(&s, t).await) });
     let mut failure = None;

@@ -20,6 +20,7 @@ pub struct Settings {
     pub topics: Topics,
     pub projector: Projector,
     pub agreements: AgreementsSettings,
+    pub feeds: Feeds,
     pub auth: Auth,
     pub ingest: Ingest,
     pub seal: Seal,
@@ -66,6 +67,19 @@ pub struct Topics {
     pub persons: String,
     pub access: String,
     pub file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feeds {
+    /// Each ecosystem's feed topic is `<topic_prefix><ecosystem>`.
+    pub topic_prefix: String,
+    /// Notices relayed per transaction.
+    pub batch_size: i64,
+    /// Pause when there is nothing to relay, in milliseconds.
+    pub idle_ms: u64,
+    /// SIRET recorded as the producer of the views and of the disclosure events.
+    pub organisation: String,
 }
 
 #[derive(Debug, Deserialize)]

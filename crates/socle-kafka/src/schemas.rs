@@ -94,6 +94,14 @@ pub fn person_event(name: &str) -> Option<&'static Contract> {
     PERSON_EVENTS.iter().find(|c| c.name == name)
 }
 
+/// `socle.feed.PersonView`: what one ecosystem may see of a person, on its feed.
+pub static PERSON_VIEW: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load(
+        "socle.feed.PersonView",
+        include_str!("../../../schemas/feed/PersonView.avsc"),
+    )
+});
+
 /// `socle.access.AccessEvent`.
 pub static ACCESS_EVENT: LazyLock<Contract> = LazyLock::new(|| {
     Contract::load(
@@ -128,6 +136,7 @@ mod tests {
             &*SEALED,
             &*PERSON_CONTACT,
             &*PERSON_HEALTH,
+            &*PERSON_VIEW,
         ] {
             let Schema::Record(record) = &c.schema else {
                 panic!("{} is not a record", c.name);

@@ -17,6 +17,7 @@
 
 mod context;
 pub mod events;
+pub mod feed;
 pub mod materialize;
 pub mod metrics;
 pub mod replay;
