@@ -375,3 +375,42 @@ async fn with_kafka_unreachable_events_wait_the_registry_pushes_back_and_nothing
     up.relay.await.expect("relay stops");
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_read_only_registry_restarts_once_its_contracts_are_registered() {
+    let db = common::TestDb::new().await;
+    let topic = common::topic("socle-schemas-it", 1).await;
+    let first = start(db.pool.clone(), &common::brokers(), &topic, 100).await;
+    let (status, _) = send(
+        &first.base,
+        "PUT",
+        "/mode",
+        Some("ops"),
+        Some(json!({"mode": "READONLY"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    first.shutdown.cancel();
+    first.relay.await.expect("relay stops");
+    // Same topic, read-only: its own contracts are found, not registered again.
+    let again = start(db.pool.clone(), &common::brokers(), &topic, 100).await;
+    let (status, body) = send(
+        &again.base,
+        "POST",
+        "/subjects/s/versions",
+        None,
+        Some(json!({"schema": V1})),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (422, &json!(42205)));
+    // The six events of the first start were published; the restart added none.
+    assert_eq!(read_events(&topic, &again.base, 6).await.len(), 6);
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM registry.events")
+        .fetch_one(&db.pool)
+        .await
+        .expect("outbox");
+    assert_eq!(total, 6);
+    again.shutdown.cancel();
+    again.relay.await.expect("relay stops");
+    db.drop_db().await;
+}

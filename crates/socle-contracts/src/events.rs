@@ -237,9 +237,15 @@ pub async fn start(
         registry
             .set_compatibility(&subject, COMPATIBILITY, SELF_PRINCIPAL)
             .await?;
-        let id = registry
-            .register_schema(&subject, c.raw, SELF_PRINCIPAL)
-            .await?;
+        // Looked up first: a registry in read-only mode still starts once they are there.
+        let id = match registry.lookup_schema(&subject, c.raw).await? {
+            Some(id) => id,
+            None => {
+                registry
+                    .register_schema(&subject, c.raw, SELF_PRINCIPAL)
+                    .await?
+            }
+        };
         ids.push(u32::try_from(id).map_err(|_| Error::BadRecord {
             seq: 0,
             message: format!("schema id {id} of {subject} is negative"),

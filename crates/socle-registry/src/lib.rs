@@ -195,6 +195,24 @@ impl Registry {
         self.core.register(subject, &input, false, actor).await
     }
 
+    /// The id of `schema` (Avro) if it is a live version of `subject`: what
+    /// [`Registry::register_schema`] would return without changing anything, and
+    /// answered in read-only mode too.
+    ///
+    /// # Errors
+    /// 42201 for an invalid schema, 50001 when PostgreSQL fails.
+    pub async fn lookup_schema(&self, subject: &str, schema: &str) -> Result<Option<i32>> {
+        let input = core::SchemaInput {
+            schema: Some(schema.to_owned()),
+            ..core::SchemaInput::default()
+        };
+        match self.core.lookup(subject, &input, false).await {
+            Ok(found) => Ok(Some(found.id)),
+            Err(Error::SubjectNotFound(_) | Error::SchemaNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sets the compatibility level of `subject` (`""` = global) in-process, as `actor`.
     ///
     /// # Errors

@@ -352,6 +352,17 @@ async fn in_process_registration_is_a_change_like_any_other() {
             Err(socle_registry::Error::Incompatible { .. })
         ));
         assert_eq!(outbox(&pool).await.len(), 2);
+        // A lookup changes nothing and works in read-only mode, where registering does not.
+        let (base, _stop) = common::serve(registry.clone()).await;
+        assert_eq!(send(&base, "PUT", "/mode", None, Some(json!({"mode": "READONLY"}))).await.0, 200);
+        assert_eq!(registry.lookup_schema("s", V1).await.expect("lookup"), Some(id));
+        assert_eq!(registry.lookup_schema("s", V2).await.expect("lookup"), None);
+        assert_eq!(registry.lookup_schema("other", V1).await.expect("lookup"), None);
+        assert!(matches!(
+            registry.register_schema("s", V2, "me").await,
+            Err(socle_registry::Error::OperationNotPermitted(_))
+        ));
+        assert_eq!(outbox(&pool).await.len(), 2);
     })
     .await;
 }
