@@ -282,6 +282,25 @@ async fn registrations_deletions_and_compatibility_changes_are_events_on_kafka()
         (Some(&Value::Boolean(false)), Some(&Value::Boolean(true)))
     );
     assert_eq!(text(&events[6], "compatibility"), "BACKWARD_TRANSITIVE");
+    // The relay's metrics are served beside the registry's (process-wide counters: at least ours).
+    let metrics = common::client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let published: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("socle_registry_events_published_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no published counter in:\n{metrics}"));
+    assert!(published >= 11, "{published}");
+    assert!(
+        metrics.contains("socle_registry_events_waiting"),
+        "{metrics}"
+    );
 
     running.shutdown.cancel();
     running.relay.await.expect("relay stops");

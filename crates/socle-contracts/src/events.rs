@@ -289,6 +289,9 @@ impl Relay {
                 }
                 Ok(_) => {
                     backoff = Duration::from_millis(250);
+                    if let Ok(waiting) = self.registry.events_backlog().await {
+                        crate::metrics::WAITING.set(waiting);
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = self.wake.notified() => {}
@@ -296,7 +299,9 @@ impl Relay {
                     }
                 }
                 Err(e) => {
+                    crate::metrics::FAILURES.inc();
                     let waiting = self.registry.events_backlog().await.unwrap_or(-1);
+                    crate::metrics::WAITING.set(waiting);
                     tracing::warn!(
                         error = %socle_kafka_error_chain(&e),
                         waiting,
@@ -347,7 +352,10 @@ impl Relay {
             .take_while(|(s, _)| done.is_some_and(|d| *s <= d))
             .count();
         match done {
-            Some(seq) => batch.published(seq).await?,
+            Some(seq) => {
+                batch.published(seq).await?;
+                crate::metrics::PUBLISHED.inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+            }
             None => drop(batch),
         }
         match failure {

@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod events;
+mod metrics;
 pub mod subjects;
 
 pub use error::{Error, Result};
