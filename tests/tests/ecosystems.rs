@@ -156,6 +156,66 @@ async fn situation(
     .await;
 }
 
+async fn create_topic(name: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        socle_kafka::client_config(&brokers())
+            .create()
+            .expect("admin");
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("kafka answers")
+    {
+        r.expect("created");
+    }
+}
+
+/// Every view on a feed topic: person id and the names of the fields it carries.
+async fn read_feed(topic: &str) -> Vec<(Uuid, BTreeSet<String>)> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = socle_kafka::client_config(&brokers())
+        .set("group.id", unique("it-feed-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    while (out.len() as i64) < high {
+        let m = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("feed message in time")
+            .expect("feed message");
+        let decoded = codec()
+            .decode(m.payload().expect("payload"))
+            .await
+            .expect("decodes");
+        assert_eq!(decoded.name, "socle.feed.PersonView");
+        let Value::Record(fields) = decoded.value else {
+            panic!("a record")
+        };
+        let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let person = match get("person_id") {
+            Some(Value::Uuid(u)) => u,
+            Some(Value::String(s)) => Uuid::parse_str(&s).expect("uuid"),
+            other => panic!("person_id: {other:?}"),
+        };
+        let names = match get("fields") {
+            Some(Value::Map(m)) => m.keys().cloned().collect(),
+            other => panic!("fields: {other:?}"),
+        };
+        out.push((person, names));
+    }
+    out
+}
+
 fn model(name: &str) -> Model {
     let models = live_models();
     models
@@ -326,6 +386,73 @@ async fn each_ecosystem_sees_exactly_its_people_and_fields() {
         .await;
     assert!(denied.is_err(), "no access to another ecosystem's schema");
     drop(tx);
+
+    // Feeds: each ecosystem's feed carries its people with exactly the granted fields, and
+    // every relay is disclosed in the access trail first.
+    let prefix = format!("{}.", unique("it-feed"));
+    let access = topic("it-access", 1).await;
+    let models = live_models();
+    let feed_config = socle_projector::feed::FeedConfig {
+        topic_prefix: prefix.clone(),
+        batch_size: 100,
+        idle: Duration::from_millis(100),
+        organisation: "90000000100017".into(),
+    };
+    let trail = socle_kafka::AccessTrail::new(producer(), codec(), access.clone());
+    for (agreement, model) in &models.entries {
+        create_topic(&format!("{prefix}{}", agreement.ecosystem)).await;
+        socle_projector::feed::relay_once(
+            &db.pool,
+            &codec(),
+            &producer(),
+            &trail,
+            model,
+            &agreement.ecosystem,
+            &feed_config,
+        )
+        .await
+        .expect("relayed");
+    }
+    for (agreement, _) in &models.entries {
+        let views = read_feed(&format!("{prefix}{}", agreement.ecosystem)).await;
+        let people: BTreeSet<Uuid> = views.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            people,
+            ids(&db, &agreement.ecosystem).await,
+            "{} feed",
+            agreement.ecosystem
+        );
+        let granted: BTreeSet<String> = agreement
+            .granted_fields()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        for (_, fields) in &views {
+            assert_eq!(
+                fields, &granted,
+                "{} feed carries exactly the granted fields",
+                agreement.ecosystem
+            );
+        }
+    }
+    let disclosures =
+        socle_kafka::tail::TrailReader::open(&brokers(), &access, 100, Duration::from_secs(10))
+            .await
+            .expect("trail")
+            .read_to_end(&codec(), Duration::from_secs(10))
+            .await
+            .expect("trail read");
+    let ml_disclosure = disclosures
+        .iter()
+        .find(|t| t.event.ecosystem.as_deref() == Some("missions-locales"))
+        .expect("the Missions Locales feed was disclosed");
+    assert_eq!(ml_disclosure.event.action, "feed.disclose");
+    assert_eq!(ml_disclosure.event.person_ids, vec![p1.to_string()]);
+    assert!(ml_disclosure
+        .event
+        .agreement_version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("2026.1+")));
 
     // The follow ends: P1 leaves the Missions Locales' model, with a notice for the feed.
     publish(

@@ -44,7 +44,10 @@ pub enum Fact {
         started_on: NaiveDate,
         until: Option<NaiveDate>,
     },
-    FollowEnded { follow_id: Uuid, ended_on: NaiveDate },
+    FollowEnded {
+        follow_id: Uuid,
+        ended_on: NaiveDate,
+    },
     ServicePrescribed {
         prescription_id: Uuid,
         prescriber_organisation: String,
@@ -73,7 +76,14 @@ pub struct PersonFact {
 }
 
 const GROUPS: [&str; 8] = [
-    "registration", "residence", "identity", "contact", "situation", "health", "orientation", "exit",
+    "registration",
+    "residence",
+    "identity",
+    "contact",
+    "situation",
+    "health",
+    "orientation",
+    "exit",
 ];
 
 /// Creates the core schema `core` if needed.
@@ -94,8 +104,68 @@ pub async fn ensure(tx: &mut Transaction<'_, Postgres>, core: &str) -> Result<()
     Ok(())
 }
 
+/// The columns of `persons` besides its key, with their kind.
+const PERSON_COLUMNS: [(&str, Kind); 24] = [
+    ("registration_operator", Kind::Text),
+    ("registration_organisation", Kind::Text),
+    ("registration_date", Kind::Date),
+    ("registration_at", Kind::Ts),
+    ("residence_commune", Kind::Text),
+    ("residence_departement", Kind::Text),
+    ("residence_at", Kind::Ts),
+    ("identity_sealed", Kind::Bytes),
+    ("identity_at", Kind::Ts),
+    ("contact_sealed", Kind::Bytes),
+    ("contact_at", Kind::Ts),
+    ("situation_registration_category", Kind::Text),
+    ("situation_rsa_beneficiary", Kind::Bool),
+    ("situation_at", Kind::Ts),
+    ("health_sealed", Kind::Bytes),
+    ("health_at", Kind::Ts),
+    ("orientation_referent_operator", Kind::Text),
+    ("orientation_pathway", Kind::Text),
+    ("orientation_at", Kind::Ts),
+    ("exit_date", Kind::Date),
+    ("exit_destination", Kind::Text),
+    ("exit_at", Kind::Ts),
+    ("last_event_id", Kind::Uuid),
+    ("last_occurred_at", Kind::Ts),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Date,
+    Bool,
+    Bytes,
+    Ts,
+    Uuid,
+}
+
+/// One cell of a core row, in memory.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Val(Val),
+    Ts(Option<DateTime<Utc>>),
+    Uuid(Option<Uuid>),
+}
+
+type CoreRow = HashMap<&'static str, Cell>;
+
+fn ts(row: &CoreRow, column: &str) -> Option<DateTime<Utc>> {
+    match row.get(column) {
+        Some(Cell::Ts(t)) => *t,
+        _ => None,
+    }
+}
+
 /// Applies `facts` in order; facts whose event id was already applied are skipped.
 /// Returns the ids of the persons touched.
+///
+/// The persons touched are read once, merged in memory fact by fact (a group of fields is only
+/// overwritten by an event that occurred at the same time or later), and written back with one
+/// multi-row upsert; follows and prescriptions likewise: a handful of statements per batch,
+/// whatever its size.
 ///
 /// # Errors
 /// [`crate::Error::Database`].
@@ -115,21 +185,228 @@ pub async fn apply(
     .await?
     .into_iter()
     .collect();
-    let mut touched = HashSet::new();
     let mut seen = HashSet::new();
-    for f in facts {
-        // Fresh, and only once even if the batch carries the same event twice.
-        if !fresh.contains(&f.event_id) || !seen.insert(f.event_id) {
-            continue;
+    // Fresh, and only once even if the batch carries the same event twice.
+    let facts: Vec<&PersonFact> = facts
+        .iter()
+        .filter(|f| fresh.contains(&f.event_id) && seen.insert(f.event_id))
+        .collect();
+    let touched: HashSet<Uuid> = facts.iter().map(|f| f.person_id).collect();
+    if touched.is_empty() {
+        return Ok(touched);
+    }
+    let persons: Vec<Uuid> = touched.iter().copied().collect();
+    let mut rows = load_rows(tx, core, &persons).await?;
+
+    let mut follows: Vec<&PersonFact> = Vec::new();
+    let mut ends: Vec<(Uuid, NaiveDate)> = Vec::new();
+    let mut prescriptions: Vec<&PersonFact> = Vec::new();
+    let mut outcomes: Vec<(Uuid, String, NaiveDate)> = Vec::new();
+    for f in &facts {
+        let row = rows.entry(f.person_id).or_default();
+        if ts(row, "last_occurred_at").is_none_or(|t| t <= f.occurred_at) {
+            row.insert("last_occurred_at", Cell::Ts(Some(f.occurred_at)));
+            row.insert("last_event_id", Cell::Uuid(Some(f.event_id)));
         }
-        touched.insert(f.person_id);
-        let groups: &[Group] = match &f.fact {
-            Fact::Person { groups } => groups,
-            _ => &[],
-        };
-        upsert_person(tx, core, f, groups).await?;
         match &f.fact {
-            Fact::FollowStarted {
+            Fact::Person { groups } => {
+                for g in groups.iter().filter(|g| GROUPS.contains(&g.name)) {
+                    let at_column = group_at(g.name);
+                    if ts(row, at_column).is_none_or(|t| t <= f.occurred_at) {
+                        for (column, value) in &g.columns {
+                            if let Some((name, _)) =
+                                PERSON_COLUMNS.iter().find(|(c, _)| c == column)
+                            {
+                                row.insert(name, Cell::Val(value.clone()));
+                            }
+                        }
+                        row.insert(at_column, Cell::Ts(Some(f.occurred_at)));
+                    }
+                }
+            }
+            Fact::FollowStarted { .. } => follows.push(f),
+            Fact::FollowEnded {
+                follow_id,
+                ended_on,
+            } => ends.push((*follow_id, *ended_on)),
+            Fact::ServicePrescribed { .. } => prescriptions.push(f),
+            Fact::PrescriptionOutcome {
+                prescription_id,
+                outcome,
+                outcome_on,
+            } => outcomes.push((*prescription_id, outcome.clone(), *outcome_on)),
+            Fact::Noted => {}
+        }
+    }
+    write_rows(tx, core, &rows).await?;
+    write_follows(tx, core, &follows, &ends).await?;
+    write_prescriptions(tx, core, &prescriptions, &outcomes).await?;
+    Ok(touched)
+}
+
+fn group_at(group: &str) -> &'static str {
+    match group {
+        "registration" => "registration_at",
+        "residence" => "residence_at",
+        "identity" => "identity_at",
+        "contact" => "contact_at",
+        "situation" => "situation_at",
+        "health" => "health_at",
+        "orientation" => "orientation_at",
+        _ => "exit_at",
+    }
+}
+
+async fn load_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    core: &str,
+    persons: &[Uuid],
+) -> Result<HashMap<Uuid, CoreRow>> {
+    let columns: Vec<&str> = PERSON_COLUMNS.iter().map(|(c, _)| *c).collect();
+    let records = sqlx::query(&format!(
+        "SELECT person_id, {} FROM {core}.persons WHERE person_id = ANY($1)",
+        columns.join(", ")
+    ))
+    .bind(persons)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = HashMap::with_capacity(persons.len());
+    for r in records {
+        let person: Uuid = r.try_get("person_id")?;
+        let mut row = CoreRow::new();
+        for (column, kind) in PERSON_COLUMNS {
+            let cell = match kind {
+                Kind::Text => Cell::Val(Val::Text(r.try_get(column)?)),
+                Kind::Date => Cell::Val(Val::Date(r.try_get(column)?)),
+                Kind::Bool => Cell::Val(Val::Bool(r.try_get(column)?)),
+                Kind::Bytes => Cell::Val(Val::Bytes(r.try_get(column)?)),
+                Kind::Ts => Cell::Ts(r.try_get(column)?),
+                Kind::Uuid => Cell::Uuid(r.try_get(column)?),
+            };
+            row.insert(column, cell);
+        }
+        out.insert(person, row);
+    }
+    Ok(out)
+}
+
+async fn write_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    core: &str,
+    rows: &HashMap<Uuid, CoreRow>,
+) -> Result<()> {
+    let persons: Vec<Uuid> = rows.keys().copied().collect();
+    let mut select = vec!["$1::uuid[]".to_owned()];
+    let mut sets = Vec::new();
+    for (i, (column, kind)) in PERSON_COLUMNS.iter().enumerate() {
+        let cast = match kind {
+            Kind::Text => "text",
+            Kind::Date => "date",
+            Kind::Bool => "boolean",
+            Kind::Bytes => "bytea",
+            Kind::Ts => "timestamptz",
+            Kind::Uuid => "uuid",
+        };
+        select.push(format!("${}::{cast}[]", i + 2));
+        sets.push(format!("{column} = EXCLUDED.{column}"));
+    }
+    let names: Vec<&str> = PERSON_COLUMNS.iter().map(|(c, _)| *c).collect();
+    let sql = format!(
+        "INSERT INTO {core}.persons (person_id, {}) SELECT * FROM UNNEST({}) \
+         ON CONFLICT (person_id) DO UPDATE SET {}",
+        names.join(", "),
+        select.join(", "),
+        sets.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(&persons);
+    for (column, kind) in PERSON_COLUMNS {
+        let cells = persons
+            .iter()
+            .map(|p| rows.get(p).and_then(|r| r.get(column)));
+        query = match kind {
+            Kind::Text => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Val(Val::Text(v))) => v.clone(),
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<String>>>(),
+            ),
+            Kind::Date => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Val(Val::Date(v))) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<NaiveDate>>>(),
+            ),
+            Kind::Bool => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Val(Val::Bool(v))) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<bool>>>(),
+            ),
+            Kind::Bytes => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Val(Val::Bytes(v))) => v.clone(),
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<Vec<u8>>>>(),
+            ),
+            Kind::Ts => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Ts(v)) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<DateTime<Utc>>>>(),
+            ),
+            Kind::Uuid => query.bind(
+                cells
+                    .map(|c| match c {
+                        Some(Cell::Uuid(v)) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<Uuid>>>(),
+            ),
+        };
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+// Column vectors for one UNNEST insert; naming each would only add noise.
+#[allow(clippy::type_complexity)]
+async fn write_follows(
+    tx: &mut Transaction<'_, Postgres>,
+    core: &str,
+    started: &[&PersonFact],
+    ends: &[(Uuid, NaiveDate)],
+) -> Result<()> {
+    // The last statement of each follow wins within the batch.
+    let mut by_id: HashMap<Uuid, &PersonFact> = HashMap::new();
+    for f in started {
+        if let Fact::FollowStarted { follow_id, .. } = &f.fact {
+            by_id.insert(*follow_id, f);
+        }
+    }
+    if !by_id.is_empty() {
+        let mut cols: (
+            Vec<Uuid>,
+            Vec<Uuid>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<NaiveDate>,
+            Vec<Option<NaiveDate>>,
+        ) = Default::default();
+        for f in by_id.values() {
+            if let Fact::FollowStarted {
                 follow_id,
                 organisation,
                 ecosystem,
@@ -138,132 +415,125 @@ pub async fn apply(
                 purpose,
                 started_on,
                 until,
-            } => {
-                sqlx::query(&format!(
-                    "INSERT INTO {core}.follows (follow_id, person_id, organisation, ecosystem, \
-                     activity, territory, purpose, started_on, until) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (follow_id) DO UPDATE SET \
-                     organisation = EXCLUDED.organisation, ecosystem = EXCLUDED.ecosystem, \
-                     activity = EXCLUDED.activity, territory = EXCLUDED.territory, \
-                     purpose = EXCLUDED.purpose, started_on = EXCLUDED.started_on, until = EXCLUDED.until"
-                ))
-                .bind(follow_id)
-                .bind(f.person_id)
-                .bind(organisation)
-                .bind(ecosystem)
-                .bind(activity)
-                .bind(territory)
-                .bind(purpose)
-                .bind(started_on)
-                .bind(until)
-                .execute(&mut **tx)
-                .await?;
+            } = &f.fact
+            {
+                cols.0.push(*follow_id);
+                cols.1.push(f.person_id);
+                cols.2.push(organisation.clone());
+                cols.3.push(ecosystem.clone());
+                cols.4.push(activity.clone());
+                cols.5.push(territory.clone());
+                cols.6.push(purpose.clone());
+                cols.7.push(*started_on);
+                cols.8.push(*until);
             }
-            Fact::FollowEnded { follow_id, ended_on } => {
-                sqlx::query(&format!(
-                    "UPDATE {core}.follows SET ended_on = $2 WHERE follow_id = $1"
-                ))
-                .bind(follow_id)
-                .bind(ended_on)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Fact::ServicePrescribed {
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {core}.follows (follow_id, person_id, organisation, ecosystem, activity, \
+             territory, purpose, started_on, until) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::date[], $9::date[]) \
+             ON CONFLICT (follow_id) DO UPDATE SET organisation = EXCLUDED.organisation, \
+             ecosystem = EXCLUDED.ecosystem, activity = EXCLUDED.activity, \
+             territory = EXCLUDED.territory, purpose = EXCLUDED.purpose, \
+             started_on = EXCLUDED.started_on, until = EXCLUDED.until"
+        ))
+        .bind(cols.0)
+        .bind(cols.1)
+        .bind(cols.2)
+        .bind(cols.3)
+        .bind(cols.4)
+        .bind(cols.5)
+        .bind(cols.6)
+        .bind(cols.7)
+        .bind(cols.8)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !ends.is_empty() {
+        let (ids, dates): (Vec<Uuid>, Vec<NaiveDate>) = ends.iter().copied().unzip();
+        sqlx::query(&format!(
+            "UPDATE {core}.follows f SET ended_on = e.ended_on \
+             FROM UNNEST($1::uuid[], $2::date[]) AS e(follow_id, ended_on) WHERE f.follow_id = e.follow_id"
+        ))
+        .bind(ids)
+        .bind(dates)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::type_complexity)]
+async fn write_prescriptions(
+    tx: &mut Transaction<'_, Postgres>,
+    core: &str,
+    prescribed: &[&PersonFact],
+    outcomes: &[(Uuid, String, NaiveDate)],
+) -> Result<()> {
+    let mut by_id: HashMap<Uuid, &PersonFact> = HashMap::new();
+    for f in prescribed {
+        if let Fact::ServicePrescribed {
+            prescription_id, ..
+        } = &f.fact
+        {
+            by_id.entry(*prescription_id).or_insert(f);
+        }
+    }
+    if !by_id.is_empty() {
+        let mut cols: (
+            Vec<Uuid>,
+            Vec<Uuid>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<Option<String>>,
+            Vec<NaiveDate>,
+        ) = Default::default();
+        for f in by_id.values() {
+            if let Fact::ServicePrescribed {
                 prescription_id,
                 prescriber_organisation,
                 service_id,
                 structure_id,
                 structure_siret,
                 prescribed_on,
-            } => {
-                sqlx::query(&format!(
-                    "INSERT INTO {core}.prescriptions (prescription_id, person_id, \
-                     prescriber_organisation, service_id, structure_id, structure_siret, \
-                     prescribed_on) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (prescription_id) DO NOTHING"
-                ))
-                .bind(prescription_id)
-                .bind(f.person_id)
-                .bind(prescriber_organisation)
-                .bind(service_id)
-                .bind(structure_id)
-                .bind(structure_siret)
-                .bind(prescribed_on)
-                .execute(&mut **tx)
-                .await?;
+            } = &f.fact
+            {
+                cols.0.push(*prescription_id);
+                cols.1.push(f.person_id);
+                cols.2.push(prescriber_organisation.clone());
+                cols.3.push(service_id.clone());
+                cols.4.push(structure_id.clone());
+                cols.5.push(structure_siret.clone());
+                cols.6.push(*prescribed_on);
             }
-            Fact::PrescriptionOutcome {
-                prescription_id,
-                outcome,
-                outcome_on,
-            } => {
-                sqlx::query(&format!(
-                    "UPDATE {core}.prescriptions SET outcome = $2, outcome_on = $3 \
-                     WHERE prescription_id = $1"
-                ))
-                .bind(prescription_id)
-                .bind(outcome)
-                .bind(outcome_on)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Fact::Person { .. } | Fact::Noted => {}
         }
+        sqlx::query(&format!(
+            "INSERT INTO {core}.prescriptions (prescription_id, person_id, prescriber_organisation, \
+             service_id, structure_id, structure_siret, prescribed_on) SELECT * FROM UNNEST(\
+             $1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[]) \
+             ON CONFLICT (prescription_id) DO NOTHING"
+        ))
+        .bind(cols.0)
+        .bind(cols.1)
+        .bind(cols.2)
+        .bind(cols.3)
+        .bind(cols.4)
+        .bind(cols.5)
+        .bind(cols.6)
+        .execute(&mut **tx)
+        .await?;
     }
-    Ok(touched)
-}
-
-async fn upsert_person(
-    tx: &mut Transaction<'_, Postgres>,
-    core: &str,
-    f: &PersonFact,
-    groups: &[Group],
-) -> Result<()> {
-    let mut columns = vec!["person_id".to_owned(), "last_event_id".into(), "last_occurred_at".into()];
-    let mut sets = vec![
-        "last_event_id = CASE WHEN p.last_occurred_at <= EXCLUDED.last_occurred_at \
-         THEN EXCLUDED.last_event_id ELSE p.last_event_id END"
-            .to_owned(),
-        "last_occurred_at = GREATEST(p.last_occurred_at, EXCLUDED.last_occurred_at)".to_owned(),
-    ];
-    for g in groups {
-        if !GROUPS.contains(&g.name) {
-            continue;
-        }
-        let at = format!("{}_at", g.name);
-        for (column, _) in &g.columns {
-            sets.push(format!(
-                "{column} = CASE WHEN p.{at} IS NULL OR p.{at} <= EXCLUDED.{at} \
-                 THEN EXCLUDED.{column} ELSE p.{column} END"
-            ));
-            columns.push((*column).to_owned());
-        }
-        sets.push(format!("{at} = GREATEST(p.{at}, EXCLUDED.{at})"));
-        columns.push(at);
+    for (id, outcome, on) in outcomes {
+        sqlx::query(&format!(
+            "UPDATE {core}.prescriptions SET outcome = $2, outcome_on = $3 WHERE prescription_id = $1"
+        ))
+        .bind(id)
+        .bind(outcome)
+        .bind(on)
+        .execute(&mut **tx)
+        .await?;
     }
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {core}.persons AS p ({}) VALUES ({}) ON CONFLICT (person_id) DO UPDATE SET {}",
-        columns.join(", "),
-        placeholders.join(", "),
-        sets.join(", ")
-    );
-    let mut query = sqlx::query(&sql)
-        .bind(f.person_id)
-        .bind(f.event_id)
-        .bind(f.occurred_at);
-    for g in groups.iter().filter(|g| GROUPS.contains(&g.name)) {
-        for (_, value) in &g.columns {
-            query = match value {
-                Val::Text(v) => query.bind(v.clone()),
-                Val::Date(v) => query.bind(*v),
-                Val::Bool(v) => query.bind(*v),
-                Val::Bytes(v) => query.bind(v.clone()),
-            };
-        }
-        query = query.bind(f.occurred_at);
-    }
-    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -381,7 +651,10 @@ pub async fn load(
             ended_on: r.try_get("ended_on")?,
         };
         out.entry(person_id)
-            .or_insert_with(|| CoreState { person_id, ..CoreState::default() })
+            .or_insert_with(|| CoreState {
+                person_id,
+                ..CoreState::default()
+            })
             .follows
             .push(follow);
     }
@@ -401,7 +674,10 @@ pub async fn load(
             outcome: r.try_get("outcome")?,
         };
         out.entry(person_id)
-            .or_insert_with(|| CoreState { person_id, ..CoreState::default() })
+            .or_insert_with(|| CoreState {
+                person_id,
+                ..CoreState::default()
+            })
             .prescriptions
             .push(p);
     }
