@@ -14,6 +14,7 @@ use socle_domain::Decision;
 
 const FT_ORG: &str = "90000100900019";
 const CE_ORG: &str = "13000548100010";
+const CE_OTHER: &str = "13000548100028";
 const CE_USER: &str = "conseiller.cap-emploi";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -21,8 +22,12 @@ async fn a_cap_emploi_advisor_reaches_only_cap_emploi_caseload_and_every_attempt
     let (pool, db) = fresh_db().await;
     let access = random_topic("it-access").await;
     let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
-    let france_travail = seed(&pool, FT_ORG, "Durand", 1, 30).await;
-    let cap_emploi = seed(&pool, CE_ORG, "Martin", 2, 5).await;
+    // France Travail's people; ten of them are also followed by another Cap Emploi agency, so
+    // they are in the Cap Emploi model — but not in this advisor's caseload.
+    let france_travail = people("Durand", 1, 30);
+    place(&pool, "france-travail", FT_ORG, &france_travail).await;
+    place(&pool, "cap-emploi", CE_OTHER, &france_travail[..10]).await;
+    let cap_emploi = seed(&pool, "cap-emploi", CE_ORG, "Martin", 2, 5).await;
     let ce_ids: HashSet<String> = cap_emploi.iter().map(|p| p.person_id.to_string()).collect();
     grant(&pool, CE_USER, CE_ORG, "cap-emploi").await;
     let token = api.token(CE_USER, CE_ORG, "cap-emploi", true);
@@ -234,6 +239,13 @@ async fn a_cap_emploi_advisor_reaches_only_cap_emploi_caseload_and_every_attempt
             "{rid}"
         );
         assert!(e.person_ids.iter().all(|id| ce_ids.contains(id)), "{rid}");
+        assert!(
+            e.agreement_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("2026.1+")),
+            "{rid}: {:?}",
+            e.agreement_version
+        );
     }
     assert_eq!(
         by_rid("search-own").person_ids,
@@ -283,7 +295,7 @@ async fn nir_lookup_outside_the_caseload_needs_orientation_and_is_rate_limited()
     let (pool, db) = fresh_db().await;
     let access = random_topic("it-access").await;
     let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
-    let outside = seed(&pool, FT_ORG, "Petit", 3, 2).await;
+    let outside = seed(&pool, "cap-emploi", CE_OTHER, "Petit", 3, 2).await;
     grant_until(
         &pool,
         CE_USER,

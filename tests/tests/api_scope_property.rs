@@ -37,9 +37,17 @@ fn every_person_id_returned_is_in_the_callers_scope() {
         let mut people = Vec::new();
         for (i, owner) in owners.iter().enumerate() {
             let i = u32::try_from(i).expect("small");
-            let row = seed(&pool, ORGS[*owner], "Prop", 6 + i % 10, 1)
-                .await
-                .remove(0);
+            let row = api_support::people("Prop", 6 + i % 10, 1).remove(0);
+            // In every ecosystem's model, followed by the owner there and by an organisation
+            // of no caller elsewhere: only the links separate the caseloads.
+            for (e, eco) in ECOSYSTEMS.iter().enumerate() {
+                let org = if e == *owner {
+                    ORGS[*owner]
+                } else {
+                    "11111111111111"
+                };
+                place(&pool, eco, org, std::slice::from_ref(&row)).await;
+            }
             people.push((*owner, row));
         }
         for (o, org) in ORGS.iter().enumerate() {

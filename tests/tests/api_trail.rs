@@ -23,7 +23,7 @@ async fn no_trail_no_data() {
         Duration::from_secs(2),
     )
     .await;
-    let people = seed(&pool, ORG, "Bernard", 4, 1).await;
+    let people = seed(&pool, ECOSYSTEM, ORG, "Bernard", 4, 1).await;
     grant(&pool, USER, ORG, ECOSYSTEM).await;
     let http = http();
     for path in [
@@ -70,7 +70,7 @@ async fn published_grants_and_revocations_take_effect() {
     let access = random_topic("it-access").await;
     let habilitations = random_topic("it-habilitations").await;
     let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
-    let people = seed(&pool, ORG, "Thomas", 5, 1).await;
+    let people = seed(&pool, ECOSYSTEM, ORG, "Thomas", 5, 1).await;
     let stop = CancellationToken::new();
     let consumer = tokio::spawn({
         let (topic, pool, stop) = (habilitations.clone(), pool.clone(), stop.clone());

@@ -19,6 +19,7 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
         .register(registration)
         .await
         .expect("published");
+    assert_eq!(published.person_id, person_id);
     let projector = start_projector(&db, &persons, &unique("it-group"));
     eventually(
         Duration::from_secs(30),
@@ -46,9 +47,12 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
     assert_eq!(response.headers()["x-request-id"], "round-trip-1");
     let body: serde_json::Value = response.json().await.expect("json body");
     assert_eq!(body["person_id"], person_id.to_string());
-    assert_eq!(body["family_name"], "Testeur1");
-    assert_eq!(body["nir"].as_str().map(str::len), Some(15));
-    assert_eq!(body["last_event_id"], published.event_id.to_string());
+    // The france-travail model, with the fields its agreement grants for the purpose.
+    assert_eq!(body["identity_family_name"], "Testeur1");
+    assert_eq!(body["identity_nir"].as_str().map(str::len), Some(15));
+    assert!(body["agreement_version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
 
     let trail = TrailReader::open(&brokers(), &access, 100, Duration::from_secs(10))
         .await
@@ -66,6 +70,10 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
     assert_eq!(read.event.action, "person.read");
     assert_eq!(read.event.auth_strength, "mfa");
     assert_eq!(read.event.ecosystem.as_deref(), Some(ECOSYSTEM));
+    assert_eq!(
+        read.event.agreement_version,
+        body["agreement_version"].as_str().map(str::to_owned)
+    );
     assert_eq!(read.event.decision, socle_domain::Decision::Allow);
     assert_eq!(read.event.person_ids, vec![person_id.to_string()]);
 

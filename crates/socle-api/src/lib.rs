@@ -11,6 +11,7 @@
 pub mod access;
 mod health;
 pub mod metrics;
+pub mod models;
 mod persons;
 mod problem;
 
@@ -39,6 +40,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub access: Arc<AccessSettings>,
     pub nir_limiter: Arc<persons::NirLimiter>,
+    pub ecosystems: Arc<models::Ecosystems>,
 }
 
 /// Access rules that are configuration rather than policy.

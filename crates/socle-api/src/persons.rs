@@ -4,10 +4,10 @@
 //! caseload (and the territories of their grant), so what comes back is complete and can never
 //! reach outside it.
 //!
-//! **Interim caseload.** Until the per-ecosystem read models with their follows land
-//! (issue 4), "organisation follows person" is read as "the person was registered by the
-//! caller's organisation" on `readmodel.persons` (see [`SCOPE`]). Only this module changes when
-//! the follows table is there.
+//! People are read from the caller's ecosystem model (`crate::models`): only people the
+//! ecosystem's agreement puts in scope, only the fields the purpose grants, and, through
+//! PostgreSQL row-level security under the ecosystem's role, only the caller's organisation's
+//! caseload (its links: registrations, follows, prescriptions).
 
 // A problem is built at most once per request, on the way out: boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
@@ -23,22 +23,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use socle_store::persons::PersonRow;
+use serde_json::{Map, Value};
+use socle_store::ecosystem::Viewer;
 use tracing::warn;
 use uuid::Uuid;
 
 use crate::access::Access;
+use crate::models::EcoModel;
 use crate::problem::{bad_request, Problem};
 use crate::AppState;
-
-/// The caller's scope, as SQL: `$1` organisation, `$2` territories of the grant (empty: all of
-/// the organisation's caseload).
-pub const SCOPE: &str = "p.registering_organisation = $1 \
-     AND (cardinality($2::text[]) = 0 OR p.departement = ANY($2) OR p.commune = ANY($2))";
-
-const COLUMNS: &str = "p.person_id, p.operator, p.registering_organisation, p.registered_on, \
-     p.commune, p.departement, p.nir, p.family_name, p.given_name, p.birth_date, p.email, \
-     p.phone, p.last_event_id, p.occurred_at";
 
 /// Largest page.
 pub const MAX_LIMIT: i64 = 200;
@@ -59,6 +52,79 @@ fn territories(access: &Access) -> Vec<String> {
         .as_ref()
         .map(|g| g.territories.clone())
         .unwrap_or_default()
+}
+
+/// The caller's ecosystem model; its agreement version goes into the access event.
+fn model<'a>(
+    state: &'a AppState,
+    ecosystem: &str,
+    access: &mut Access,
+) -> Result<&'a EcoModel, Problem> {
+    let eco = state.ecosystems.get(ecosystem).ok_or_else(|| {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "agreement.none",
+            "No agreement",
+            "your ecosystem has no data-sharing agreement: no personal data can be shared with it",
+        )
+    })?;
+    access.agreement_version = Some(eco.agreement_version().to_owned());
+    Ok(eco)
+}
+
+fn viewer(organisation: &str, territories: Vec<String>) -> Viewer {
+    Viewer {
+        organisation: organisation.to_owned(),
+        territories,
+    }
+}
+
+fn object(v: Value) -> Option<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Runs `sql` (one jsonb row per person; text parameters, then a date, then the limit) under
+/// the ecosystem's role with the viewer's organisation and territories set, so that row-level
+/// security applies on top of the query's own caseload condition.
+async fn as_ecosystem(
+    state: &AppState,
+    eco: &EcoModel,
+    viewer: &Viewer,
+    sql: &str,
+    texts: Vec<Option<String>>,
+    date: Option<NaiveDate>,
+    limit: i64,
+) -> Result<Vec<Map<String, Value>>, Problem> {
+    let role = socle_store::ident(&eco.model.role).map_err(|e| store_problem(&e))?;
+    let mut tx = state.pool.begin().await.map_err(|e| store_problem(&e))?;
+    sqlx::query(&format!("SET LOCAL ROLE {role}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    sqlx::query(
+        "SELECT set_config('socle.organisation', $1, true), \
+         set_config('socle.territories', $2, true)",
+    )
+    .bind(&viewer.organisation)
+    .bind(viewer.territories.join(","))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| store_problem(&e))?;
+    let mut query = sqlx::query_scalar::<_, Value>(sql);
+    for t in texts {
+        query = query.bind(t);
+    }
+    let rows = query
+        .bind(date)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    tx.commit().await.map_err(|e| store_problem(&e))?;
+    Ok(rows.into_iter().filter_map(object).collect())
 }
 
 /// Query parameters common to every person endpoint.
@@ -115,8 +181,9 @@ async fn read_inner(
             "a person id is a UUID, e.g. 0190f3c2-7a1e-7c4e-9a57-2b1d8c9e0f11",
         )
     })?;
-    // Is the person in scope? Asked first with the grant's territories, so that "outside the
-    // caseload" and "does not exist" are the same answer (no existence oracle).
+    let eco = model(state, &identity.ecosystem, access)?;
+    // Is the person in the caller's scope? Asked first (under the ecosystem's role and row-level
+    // security), so that "outside the caseload" and "does not exist" are the same answer.
     let grants = socle_policy::grants::in_force(
         &state.pool,
         &identity.subject,
@@ -132,13 +199,12 @@ async fn read_inner(
         .first()
         .map(|g| g.territories.clone())
         .unwrap_or_default();
-    let row = sqlx::query_as::<_, PersonRow>(&format!(
-        "SELECT {COLUMNS} FROM readmodel.persons p WHERE p.person_id = $3 AND {SCOPE}"
-    ))
-    .bind(&identity.organisation)
-    .bind(&terr)
-    .bind(person_id)
-    .fetch_optional(&state.pool)
+    let row = socle_store::ecosystem::read_person(
+        &state.pool,
+        &eco.model,
+        &viewer(&identity.organisation, terr),
+        person_id,
+    )
     .await
     .map_err(|e| store_problem(&e))?;
     access
@@ -152,8 +218,9 @@ async fn read_inner(
             "no such person",
         )
     })?;
-    access.person_ids = vec![row.person_id.to_string()];
-    Ok(Json(row).into_response())
+    access.person_ids = vec![person_id.to_string()];
+    let purpose = access.purpose.clone().unwrap_or_default();
+    Ok(Json(eco.for_purpose(&purpose, row)).into_response())
 }
 
 /// `GET /persons` search parameters: at least one criterion.
@@ -172,9 +239,10 @@ pub struct SearchQuery {
 /// A page of people.
 #[derive(Debug, Serialize)]
 pub struct Page {
-    pub items: Vec<PersonRow>,
+    /// Each person with the fields the purpose grants (`person_id` always).
+    pub items: Vec<Map<String, Value>>,
     /// Pass as `after` for the next page; absent on the last page.
-    pub next: Option<Uuid>,
+    pub next: Option<String>,
 }
 
 fn check_name(field: &'static str, v: Option<&str>) -> Result<(), Problem> {
@@ -246,42 +314,88 @@ async fn search_inner(
         ));
     }
     let limit = check_limit(q.limit)?;
+    let eco = model(state, &identity.ecosystem, access)?;
     access
         .authorize(state, &identity, q.purpose.as_deref(), true)
         .await?;
-    let rows = sqlx::query_as::<_, PersonRow>(&format!(
-        "SELECT {COLUMNS} FROM readmodel.persons p WHERE {SCOPE} \
-         AND ($3::text IS NULL OR lower(p.family_name) = lower($3)) \
-         AND ($4::text IS NULL OR lower(p.given_name) = lower($4)) \
-         AND ($5::date IS NULL OR p.birth_date = $5) \
-         AND ($6::text IS NULL OR p.nir = $6) \
-         ORDER BY p.person_id LIMIT $7"
-    ))
-    .bind(&identity.organisation)
-    .bind(territories(access))
-    .bind(q.family_name.as_deref().map(str::trim))
-    .bind(q.given_name.as_deref().map(str::trim))
-    .bind(birth)
-    .bind(nir)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| store_problem(&e))?;
-    Ok(page(access, rows, limit))
+    // Only criteria on granted fields: a criterion on a field the agreement does not grant
+    // would let a caller probe it.
+    let mut conds = Vec::new();
+    let mut texts = Vec::new();
+    for (column, value) in [
+        (
+            "identity_family_name",
+            q.family_name.as_deref().map(|v| v.trim().to_owned()),
+        ),
+        (
+            "identity_given_name",
+            q.given_name.as_deref().map(|v| v.trim().to_owned()),
+        ),
+        ("identity_nir", nir),
+    ] {
+        if let Some(v) = value {
+            if !eco.has(column) {
+                return Err(not_granted(column));
+            }
+            texts.push(Some(v));
+            conds.push(format!("lower(p.{column}) = lower(${})", texts.len()));
+        }
+    }
+    let n = texts.len();
+    if birth.is_some() {
+        if !eco.has("identity_birth_date") {
+            return Err(not_granted("identity_birth_date"));
+        }
+        conds.push(format!("p.identity_birth_date = ${}", n + 1));
+    } else {
+        conds.push(format!("${}::date IS NULL", n + 1));
+    }
+    let schema = socle_store::ident(&eco.model.schema).map_err(|e| store_problem(&e))?;
+    let sql = format!(
+        "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {schema}.persons p \
+         WHERE EXISTS (SELECT 1 FROM {schema}.links l WHERE l.person_id = p.person_id \
+         AND l.organisation = current_setting('socle.organisation', true)) AND {} \
+         ORDER BY p.person_id LIMIT ${}",
+        conds.join(" AND "),
+        n + 2
+    );
+    let viewer = viewer(&identity.organisation, territories(access));
+    let rows = as_ecosystem(state, eco, &viewer, &sql, texts, birth, limit + 1).await?;
+    Ok(page(access, eco, rows, limit))
 }
 
-fn page(access: &mut Access, mut rows: Vec<PersonRow>, limit: i64) -> Response {
+fn not_granted(column: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "agreement.field_not_granted",
+        "Field not granted",
+        format!("your ecosystem's agreement does not grant {column}: it cannot be searched"),
+    )
+}
+
+fn page(
+    access: &mut Access,
+    eco: &EcoModel,
+    mut rows: Vec<Map<String, Value>>,
+    limit: i64,
+) -> Response {
     let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
     if more {
         rows.truncate(usize::try_from(limit).unwrap_or(0));
     }
-    let next = if more {
-        rows.last().map(|r| r.person_id)
-    } else {
-        None
+    let id = |r: &Map<String, Value>| {
+        r.get("person_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
-    access.person_ids = rows.iter().map(|r| r.person_id.to_string()).collect();
-    Json(Page { items: rows, next }).into_response()
+    let next = if more { rows.last().and_then(id) } else { None };
+    access.person_ids = rows.iter().filter_map(id).collect();
+    let purpose = access.purpose.clone().unwrap_or_default();
+    let items = rows
+        .into_iter()
+        .map(|r| eco.for_purpose(&purpose, r))
+        .collect();
+    Json(Page { items, next }).into_response()
 }
 
 /// `GET /caseload` parameters.
@@ -326,21 +440,20 @@ async fn caseload_inner(
             )
         })?;
     let limit = check_limit(q.limit)?;
+    let eco = model(state, &identity.ecosystem, access)?;
     access
         .authorize(state, &identity, q.purpose.as_deref(), true)
         .await?;
-    let rows = sqlx::query_as::<_, PersonRow>(&format!(
-        "SELECT {COLUMNS} FROM readmodel.persons p WHERE {SCOPE} \
-         AND ($3::uuid IS NULL OR p.person_id > $3) ORDER BY p.person_id LIMIT $4"
-    ))
-    .bind(&identity.organisation)
-    .bind(territories(access))
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
+    let rows = socle_store::ecosystem::caseload(
+        &state.pool,
+        &eco.model,
+        &viewer(&identity.organisation, territories(access)),
+        after,
+        limit + 1,
+    )
     .await
     .map_err(|e| store_problem(&e))?;
-    Ok(page(access, rows, limit))
+    Ok(page(access, eco, rows, limit))
 }
 
 /// Per-user sliding-window limit on NIR lookups outside the caseload.
@@ -416,8 +529,16 @@ async fn lookup_inner(
             ),
         ));
     }
-    let row = sqlx::query_as::<_, PersonRow>(&format!(
-        "SELECT {COLUMNS} FROM readmodel.persons p WHERE p.nir = $1"
+    let eco = model(state, &identity.ecosystem, access)?;
+    if !eco.has("identity_nir") {
+        return Err(not_granted("identity_nir"));
+    }
+    // Outside the caseload but inside the ecosystem's agreement scope: read as the model's
+    // owner, not under the caseload's row-level security.
+    let schema = socle_store::ident(&eco.model.schema).map_err(|e| store_problem(&e))?;
+    let row: Value = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {schema}.persons p \
+         WHERE p.identity_nir = $1 LIMIT 1"
     ))
     .bind(&nir)
     .fetch_optional(&state.pool)
@@ -431,6 +552,9 @@ async fn lookup_inner(
             "no person with this NIR",
         )
     })?;
-    access.person_ids = vec![row.person_id.to_string()];
-    Ok(Json(row).into_response())
+    let row = object(row).unwrap_or_default();
+    if let Some(id) = row.get("person_id").and_then(Value::as_str) {
+        access.person_ids = vec![id.to_owned()];
+    }
+    Ok(Json(eco.for_purpose(purpose, row)).into_response())
 }

@@ -373,6 +373,13 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
     )
     .context("[auth] issuer, jwks_url and audience must be set (development: `socle dev idp`, see docs/api.md)")?;
     let engine = socle_policy::Engine::load(&auth.policies_dir).context("access policies")?;
+    // The per-ecosystem models the API reads (created here too, in case the projector has not
+    // started yet; creation is idempotent and serialised).
+    let models =
+        socle_projector::Models::new(&agreements(settings)?, socle_projector::Layout::live());
+    let mut tx = pool.begin().await.context("PostgreSQL")?;
+    models.ensure(&mut tx).await.context("ecosystem models")?;
+    tx.commit().await.context("PostgreSQL")?;
     info!(policy_version = engine.version(), "access policies loaded");
     socle_policy::migrate(&pool)
         .await
@@ -407,6 +414,7 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
             auth.nir_lookups_per_hour,
         )),
         nir_limiter: Arc::default(),
+        ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
     };
     let listener = tokio::net::TcpListener::bind(settings.api.listen)
         .await

@@ -129,6 +129,13 @@ pub async fn start_api(
         reqwest::Client::new(),
     )
     .expect("verifier");
+    let models = live_models();
+    let mut tx = pool.begin().await.expect("tx");
+    models
+        .ensure(&mut tx)
+        .await
+        .expect("ecosystem models created");
+    tx.commit().await.expect("commit");
     let engine = socle_policy::Engine::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
     )
@@ -156,6 +163,7 @@ pub async fn start_api(
             3,
         )),
         nir_limiter: Arc::default(),
+        ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -277,20 +285,58 @@ pub fn letters(mut n: u32) -> String {
     out.iter().rev().collect()
 }
 
-/// `count` people registered by `org` straight into the read model (what the projector would
-/// write), named `{prefix}{letters(i)}`.
-pub async fn seed(
-    pool: &PgPool,
-    org: &str,
-    prefix: &str,
-    series: u32,
-    count: u32,
-) -> Vec<socle_store::persons::PersonRow> {
-    let rows: Vec<_> = (0..count)
+/// The live per-ecosystem models of the shipped agreements (`deploy/agreements`), shaped as
+/// the projector shapes them (`socle_projector::Models::new` with the live layout; built here so
+/// that the API tests do not depend on the projector crate).
+pub struct LiveModels {
+    pub entries: Vec<(socle_agreements::Agreement, socle_store::ecosystem::Model)>,
+}
+
+impl LiveModels {
+    pub async fn ensure(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> socle_store::Result<()> {
+        for (_, model) in &self.entries {
+            socle_store::ecosystem::ensure(tx, model).await?;
+        }
+        Ok(())
+    }
+}
+
+pub fn live_models() -> LiveModels {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agreements");
+    let agreements =
+        socle_agreements::Agreements::load_dir(&dir).expect("the shipped agreements load");
+    LiveModels {
+        entries: agreements
+            .all
+            .iter()
+            .map(|a| {
+                let model = socle_store::ecosystem::Model {
+                    ecosystem: a.ecosystem.clone(),
+                    schema: format!("eco_{}", a.ecosystem.replace('-', "_")),
+                    role: a.role(),
+                    version: a.version.clone(),
+                    columns: a
+                        .granted_fields()
+                        .into_iter()
+                        .map(|f| (f.column(), f.sql_type().sql()))
+                        .collect(),
+                };
+                (a.clone(), model)
+            })
+            .collect(),
+    }
+}
+
+/// `count` synthetic people named `{prefix}{letters(i)}` (not written anywhere yet).
+pub fn people(prefix: &str, series: u32, count: u32) -> Vec<socle_store::persons::PersonRow> {
+    (0..count)
         .map(|i| socle_store::persons::PersonRow {
             person_id: Uuid::now_v7(),
             operator: "france-travail".into(),
-            registering_organisation: org.to_owned(),
+            registering_organisation: String::new(),
             registered_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date"),
             commune: "75056".into(),
             departement: "75".into(),
@@ -304,12 +350,82 @@ pub async fn seed(
             last_event_id: Uuid::now_v7(),
             occurred_at: Utc::now(),
         })
+        .collect()
+}
+
+/// Writes `rows` into `ecosystem`'s model, each followed by `org` (what the projector would
+/// write: only the granted columns, and the follow links that make the caseload).
+pub async fn place(
+    pool: &PgPool,
+    ecosystem: &str,
+    org: &str,
+    rows: &[socle_store::persons::PersonRow],
+) {
+    use socle_store::core::Val;
+    let models = live_models();
+    let (_, model) = models
+        .entries
+        .iter()
+        .find(|(a, _)| a.ecosystem == ecosystem)
+        .unwrap_or_else(|| panic!("no agreement for {ecosystem}"));
+    let values: Vec<(Uuid, Vec<Val>)> = rows
+        .iter()
+        .map(|r| {
+            let vals = model
+                .columns
+                .iter()
+                .map(|(c, t)| match c.as_str() {
+                    "identity_family_name" => Val::Text(Some(r.family_name.clone())),
+                    "identity_given_name" => Val::Text(Some(r.given_name.clone())),
+                    "identity_nir" => Val::Text(r.nir.clone()),
+                    "identity_birth_date" => Val::Date(Some(r.birth_date)),
+                    "registration_operator" => Val::Text(Some(r.operator.clone())),
+                    "registration_date" => Val::Date(Some(r.registered_on)),
+                    "residence_commune" => Val::Text(Some(r.commune.clone())),
+                    "residence_departement" => Val::Text(Some(r.departement.clone())),
+                    _ => match *t {
+                        "date" => Val::Date(None),
+                        "boolean" => Val::Bool(None),
+                        _ => Val::Text(None),
+                    },
+                })
+                .collect();
+            (r.person_id, vals)
+        })
         .collect();
+    let links: Vec<socle_store::ecosystem::Link> = rows
+        .iter()
+        .map(|r| socle_store::ecosystem::Link {
+            person_id: r.person_id,
+            organisation: org.to_owned(),
+            kind: "follow",
+            ref_id: Uuid::now_v7(),
+            territory: Some(r.departement.clone()),
+            since: Some(r.registered_on),
+        })
+        .collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.person_id).collect();
     let mut tx = pool.begin().await.expect("tx");
-    socle_store::persons::upsert(&mut tx, &rows)
+    socle_store::ecosystem::upsert(&mut tx, model, &values)
         .await
-        .expect("seeded");
+        .expect("rows written");
+    socle_store::ecosystem::set_links(&mut tx, model, &ids, &links)
+        .await
+        .expect("links written");
     tx.commit().await.expect("commit");
+}
+
+/// `count` people followed by `org` in `ecosystem`.
+pub async fn seed(
+    pool: &PgPool,
+    ecosystem: &str,
+    org: &str,
+    prefix: &str,
+    series: u32,
+    count: u32,
+) -> Vec<socle_store::persons::PersonRow> {
+    let rows = people(prefix, series, count);
+    place(pool, ecosystem, org, &rows).await;
     rows
 }
 
