@@ -601,3 +601,93 @@ async fn each_ecosystem_sees_exactly_its_people_and_fields() {
     projector.handle.await.expect("joined").expect("clean stop");
     db.drop_db().await;
 }
+
+async fn identity_update(
+    db: &TestDb,
+    topic: &str,
+    person: Uuid,
+    family_name: &str,
+    when: DateTime<Utc>,
+    org: &str,
+) {
+    let key = socle_store::keys::get_or_create(&db.pool, person)
+        .await
+        .expect("key");
+    let mut identity = socle_domain::PersonIdentity {
+        nir: None,
+        family_name: family_name.into(),
+        given_name: "Alix".into(),
+        birth_date: 0,
+        email: Some(format!("{}@example.invalid", family_name.to_lowercase())),
+        phone: None,
+    };
+    identity.set_birth_date(NaiveDate::from_ymd_opt(1990, 2, 2).expect("date"));
+    let sealed = socle_kafka::pii::seal_identity(&key, person, &identity).expect("sealed");
+    publish(
+        topic,
+        "socle.person.PersonIdentityUpdated",
+        person,
+        when,
+        org,
+        vec![(
+            "personal",
+            Value::Record(vec![
+                ("key_id".into(), s(&sealed.key_id)),
+                ("algorithm".into(), s(&sealed.algorithm)),
+                ("content".into(), s(&sealed.content)),
+                ("nonce".into(), Value::Bytes(sealed.nonce.clone())),
+                ("ciphertext".into(), Value::Bytes(sealed.ciphertext.clone())),
+            ]),
+        )],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tell_us_once_the_latest_fact_wins_whoever_tells_it() {
+    let db = TestDb::new().await;
+    let persons = topic("it-persons", 1).await;
+    let group = unique("it-group");
+    let mut r = registration(9);
+    r.occurred_at = at(5);
+    let person = r.person_id;
+    publisher(&db, &persons)
+        .register(r)
+        .await
+        .expect("registered");
+    // An older identity statement arriving late never overwrites the newer registration...
+    identity_update(&db, &persons, person, "Ancien", at(3), ORG).await;
+    let projector = start_projector(&db, &persons, &group);
+    let ft = model("france-travail");
+    let name = || async {
+        sqlx::query_scalar::<_, String>(&format!(
+            "SELECT identity_family_name FROM {}.persons WHERE person_id = $1",
+            ft.schema
+        ))
+        .bind(person)
+        .fetch_optional(&db.pool)
+        .await
+        // The model's schema appears when the projector starts.
+        .unwrap_or_default()
+    };
+    eventually(Duration::from_secs(30), "projected", || async {
+        name().await.is_some()
+    })
+    .await;
+    assert_eq!(
+        name().await.as_deref(),
+        Some("Testeur9"),
+        "an older fact does not overwrite"
+    );
+    // ...while a newer one told by another operator (Cap Emploi) reaches France Travail's model.
+    identity_update(&db, &persons, person, "Nouveau", at(7), CE_ORG).await;
+    eventually(
+        Duration::from_secs(30),
+        "the newer fact is seen by all",
+        || async { name().await.as_deref() == Some("Nouveau") },
+    )
+    .await;
+    projector.shutdown.cancel();
+    projector.handle.await.expect("joined").expect("clean stop");
+    db.drop_db().await;
+}
