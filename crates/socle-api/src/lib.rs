@@ -12,6 +12,7 @@ pub mod access;
 mod health;
 pub mod metrics;
 pub mod models;
+mod openapi;
 mod persons;
 mod problem;
 
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/persons/{id}", get(persons::read))
         .route("/persons/by-nir/{nir}", get(persons::lookup_nir))
         .route("/caseload", get(persons::caseload))
+        .route("/openapi.json", get(openapi::document))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(problem::not_found)

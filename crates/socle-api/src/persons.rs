@@ -153,6 +153,16 @@ fn check_purpose(p: Option<&str>) -> Result<(), Problem> {
 }
 
 /// `GET /persons/{id}`.
+#[utoipa::path(get, path = "/persons/{id}", tag = "persons",
+    params(("id" = String, Path, description = "Person id (UUID)"),
+           ("purpose" = Option<String>, Query, description = "Purpose invoked (default: the grant's)")),
+    responses(
+        (status = 200, description = "The person", body = crate::openapi::PersonDoc),
+        (status = 400, description = "Invalid input", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, purpose or field not allowed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Access trail, store or identity provider unavailable: nothing disclosed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 pub async fn read(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -279,6 +289,20 @@ fn parse_nir(nir: &str) -> Result<String, Problem> {
 }
 
 /// `GET /persons?family_name=&given_name=&birth_date=&nir=`: within the caller's caseload only.
+#[utoipa::path(get, path = "/persons", tag = "persons",
+    params(("family_name" = Option<String>, Query, description = "Exact, case-insensitive"),
+           ("given_name" = Option<String>, Query, description = "Exact, case-insensitive"),
+           ("birth_date" = Option<String>, Query, description = "YYYY-MM-DD"),
+           ("nir" = Option<String>, Query, description = "15 characters with key"),
+           ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+           ("purpose" = Option<String>, Query, description = "Purpose invoked")),
+    responses(
+        (status = 200, description = "People of the caller's caseload that match", body = crate::openapi::PageDoc),
+        (status = 400, description = "Invalid input", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, purpose or field not allowed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Access trail, store or identity provider unavailable: nothing disclosed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     query: Result<Query<SearchQuery>, QueryRejection>,
@@ -409,6 +433,17 @@ pub struct CaseloadQuery {
 }
 
 /// `GET /caseload`: the people the caller's organisation follows, by person id (keyset).
+#[utoipa::path(get, path = "/caseload", tag = "persons",
+    params(("after" = Option<String>, Query, description = "The `next` of the previous page"),
+           ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+           ("purpose" = Option<String>, Query, description = "Purpose invoked")),
+    responses(
+        (status = 200, description = "The caller's caseload, by person id", body = crate::openapi::PageDoc),
+        (status = 400, description = "Invalid input", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, purpose or field not allowed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Access trail, store or identity provider unavailable: nothing disclosed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 pub async fn caseload(
     State(state): State<AppState>,
     query: Result<Query<CaseloadQuery>, QueryRejection>,
@@ -481,6 +516,18 @@ impl NirLimiter {
 
 /// `GET /persons/by-nir/{nir}?purpose=orientation`: one exact NIR, outside the caseload,
 /// only for a purpose that requires it; recorded and rate-limited.
+#[utoipa::path(get, path = "/persons/by-nir/{nir}", tag = "persons",
+    params(("nir" = String, Path, description = "NIR, 15 characters with key"),
+           ("purpose" = Option<String>, Query, description = "Must be orientation")),
+    responses(
+        (status = 200, description = "The person with this NIR", body = crate::openapi::PersonDoc),
+        (status = 404, description = "No person with this NIR in the ecosystem", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Too many lookups this hour", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid input", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, purpose or field not allowed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Access trail, store or identity provider unavailable: nothing disclosed", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 pub async fn lookup_nir(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
