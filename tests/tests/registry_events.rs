@@ -297,10 +297,12 @@ async fn registrations_deletions_and_compatibility_changes_are_events_on_kafka()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no published counter in:\n{metrics}"));
     assert!(published >= 11, "{published}");
-    assert!(
-        metrics.contains("socle_registry_events_waiting"),
-        "{metrics}"
-    );
+    for name in [
+        "socle_registry_events_waiting",
+        "socle_registry_events_failures_total",
+    ] {
+        assert!(metrics.contains(name), "no {name} in:\n{metrics}");
+    }
 
     running.shutdown.cancel();
     running.relay.await.expect("relay stops");

@@ -265,6 +265,10 @@ pub async fn start(
         topic: config.topic,
         wake,
     };
+    // Shown on /metrics from the start, at zero, rather than after the first occurrence.
+    std::sync::LazyLock::force(&crate::metrics::PUBLISHED);
+    std::sync::LazyLock::force(&crate::metrics::FAILURES);
+    std::sync::LazyLock::force(&crate::metrics::WAITING);
     tracing::info!(topic = %relay.topic, "registry events: publishing the outbox");
     let handle = tokio::spawn(relay.run(shutdown));
     Ok((registry, handle))
