@@ -221,6 +221,9 @@ impl Settings {
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");
         }
+        if self.registry.events_max_backlog < 1 || self.registry.events_topic.trim().is_empty() {
+            return bad("registry.events_max_backlog must be at least 1 and registry.events_topic not empty");
+        }
         if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
             return bad("registry.url must start with http:// or https://");
         }
