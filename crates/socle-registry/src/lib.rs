@@ -7,6 +7,12 @@
 //! and keeps its state in the `registry` schema of socle's PostgreSQL database,
 //! which makes it as durable as the rest of the backbone's state.
 //!
+//! Every change (registration, deletion, compatibility change) can also be an
+//! event: [`Registry::with_events`] writes it to an outbox table in the same
+//! transaction as the change, with who made it (`X-Socle-User`), and a relay
+//! ([`Registry::pending_events`]; `socle registry` runs the one in
+//! `socle-contracts`) publishes it.
+//!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool) -> socle_registry::Result<()> {
 //! let registry = socle_registry::Registry::new(pool).await?;
