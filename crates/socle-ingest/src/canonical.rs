@@ -2,9 +2,71 @@
 //! field, and the personal records sealed inside them. `PersonRegistered` and
 //! `PersonIdentity` come from `socle_domain`.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use socle_domain::{Envelope, Sealed};
 use uuid::Uuid;
+
+/// Symbols of `socle.person.RegistrationCategory`, in schema order.
+pub const REGISTRATION_CATEGORIES: [&str; 6] = ["A", "B", "C", "D", "E", "UNKNOWN"];
+/// Symbols of `socle.person.ExitDestination`, in schema order.
+pub const EXIT_DESTINATIONS: [&str; 8] = [
+    "EMPLOYMENT",
+    "TRAINING",
+    "BUSINESS_CREATION",
+    "OTHER_SUPPORT",
+    "MOVED_AWAY",
+    "NO_LONGER_SEEKING",
+    "NO_CONTACT",
+    "OTHER",
+];
+/// Symbols of `socle.person.ContractKind`, in schema order.
+pub const CONTRACT_KINDS: [&str; 8] = [
+    "CDI",
+    "CDD_6_MONTHS_OR_MORE",
+    "CDD_UNDER_6_MONTHS",
+    "INTERIM",
+    "APPRENTICESHIP",
+    "SUBSIDISED",
+    "SELF_EMPLOYED",
+    "OTHER",
+];
+
+/// An Avro enum symbol by index, as apache-avro's schema-aware serializer wants it (a unit
+/// variant). Values come from the ingress enums, which have the same symbols; anything else
+/// is written as the enum's default (the last symbol), as an older reader would read it.
+struct Symbol(u32);
+
+impl Serialize for Symbol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit_variant("Symbol", self.0, "symbol")
+    }
+}
+
+fn symbol(symbols: &[&str], value: &str) -> Symbol {
+    let i = symbols
+        .iter()
+        .position(|s| *s == value)
+        .unwrap_or(symbols.len().saturating_sub(1));
+    Symbol(u32::try_from(i).unwrap_or(0))
+}
+
+fn registration_category<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(v) => s.serialize_some(&symbol(&REGISTRATION_CATEGORIES, v)),
+    }
+}
+
+fn exit_destination<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    symbol(&EXIT_DESTINATIONS, v).serialize(s)
+}
+
+fn contract_kind<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(v) => s.serialize_some(&symbol(&CONTRACT_KINDS, v)),
+    }
+}
 
 /// `socle.pii.PersonContact`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +113,7 @@ pub struct PersonSituationUpdated {
     #[serde(with = "socle_domain::uuid_str")]
     pub person_id: Uuid,
     pub effective_on: i32,
+    #[serde(serialize_with = "registration_category")]
     pub registration_category: Option<String>,
     pub rsa_beneficiary: Option<bool>,
     pub personal: Sealed,
@@ -95,7 +158,9 @@ pub struct PersonExited {
     pub operator: String,
     pub organisation: String,
     pub exited_on: i32,
+    #[serde(serialize_with = "exit_destination")]
     pub destination: String,
+    #[serde(serialize_with = "contract_kind")]
     pub contract: Option<String>,
     pub rome: Option<String>,
     pub reason_code: Option<String>,

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
 use socle_kafka::schemas::Contract;
@@ -36,7 +36,13 @@ pub struct Registry {
     base: String,
     http: reqwest::Client,
     writers: RwLock<HashMap<u32, Arc<Writer>>>,
+    /// Ids the registry did not know, and when it said so: a flood of messages naming an
+    /// unknown id costs one lookup per id per [`UNKNOWN_TTL`], not one per message.
+    unknown: RwLock<HashMap<u32, Instant>>,
 }
+
+/// How long "the registry does not know this id" is believed (an id may be registered later).
+pub const UNKNOWN_TTL: Duration = Duration::from_secs(30);
 
 impl Registry {
     /// A client of the registry at `base` (e.g. `http://localhost:8081`).
@@ -52,6 +58,7 @@ impl Registry {
             base: base.trim_end_matches('/').to_owned(),
             http,
             writers: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashMap::new()),
         })
     }
 
@@ -64,6 +71,22 @@ impl Registry {
         if let Some(w) = self.cached(id) {
             return Ok(Ok(w));
         }
+        let unknown = || {
+            Rejection::new(
+                "schema.unknown_id",
+                format!("the registry has no schema with id {id}"),
+                None,
+            )
+        };
+        let known_unknown = self
+            .unknown
+            .read()
+            .ok()
+            .and_then(|u| u.get(&id).copied())
+            .is_some_and(|at| at.elapsed() < UNKNOWN_TTL);
+        if known_unknown {
+            return Ok(Err(unknown()));
+        }
         let url = format!("{}/schemas/ids/{id}", self.base);
         let response = self
             .http
@@ -74,11 +97,11 @@ impl Registry {
             .map_err(|e| Error::Registry(format!("GET {url}: {e}")))?;
         let status = response.status();
         if status.as_u16() == 404 {
-            return Ok(Err(Rejection::new(
-                "schema.unknown_id",
-                format!("the registry has no schema with id {id}"),
-                None,
-            )));
+            if let Ok(mut u) = self.unknown.write() {
+                u.retain(|_, at| at.elapsed() < UNKNOWN_TTL);
+                u.insert(id, Instant::now());
+            }
+            return Ok(Err(unknown()));
         }
         if !status.is_success() {
             return Err(Error::Registry(format!("GET {url}: status {status}")));

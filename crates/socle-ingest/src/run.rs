@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::canonical::{DeadLetter, DeadLetterHeader};
-use crate::canonicalize::{canonical, datum};
+use crate::canonicalize::{canonical, encode};
 use crate::contracts;
 use crate::decode;
 use crate::ingress::Ingress;
@@ -296,7 +296,7 @@ impl Ingestor {
                     } else {
                         None
                     };
-                    let (contract, value) =
+                    let (contract, body) =
                         canonical(&message, &operator, person_id, key, recorded_at)?;
                     let id = self
                         .canonical_ids
@@ -308,7 +308,7 @@ impl Ingestor {
                     outputs.push(Output {
                         topic: self.persons_topic.clone(),
                         key: Some(person_id.to_string().into_bytes()),
-                        payload: Frame::encode(id, &datum(contract, value)?),
+                        payload: Frame::encode(id, &body),
                     });
                     None
                 }
@@ -369,14 +369,13 @@ impl Ingestor {
             schema_id: schema_id.and_then(|i| i32::try_from(i).ok()),
             producer_organisation,
         };
-        let contract = &*contracts::DEAD_LETTER;
-        let value = apache_avro::to_value(letter)
-            .and_then(|v| v.resolve(&contract.schema))
-            .map_err(socle_kafka::Error::from)?;
         Ok(Output {
             topic: self.deadletter_topic.clone(),
             key: taken.key.clone(),
-            payload: Frame::encode(self.dead_letter_id, &datum(contract, value)?),
+            payload: Frame::encode(
+                self.dead_letter_id,
+                &encode(&contracts::DEAD_LETTER, &letter)?,
+            ),
         })
     }
 }
@@ -390,6 +389,9 @@ fn dead_letter_id(taken: &Taken) -> Uuid {
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
+
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Runs ingestion until `shutdown` is cancelled; the batch in hand is finished (or aborted and
 /// left for the next run) first.
@@ -431,6 +433,7 @@ pub async fn run(
           "ingest started");
 
     let mut totals = Totals::default();
+    let mut delay = RETRY_FIRST;
     loop {
         let first = tokio::select! {
             biased;
@@ -453,31 +456,26 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match process(&ingestor, &consumer, &producer, &batch).await {
-                Ok((published, dead)) => {
-                    totals.batches += 1;
-                    totals.published += published;
-                    totals.dead_lettered += dead;
-                    break;
-                }
-                Err(e) if e.is_transient() => {
-                    totals.aborted += 1;
-                    warn!(error = %e, retry_in = ?delay, "batch not published, will retry");
-                    rewind(&consumer, &batch);
-                    tokio::select! {
-                        () = shutdown.cancelled() => {
-                            consumer.unsubscribe();
-                            info!(?totals, "ingest stopped (batch left for the next run)");
-                            return Ok(totals);
-                        }
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => return Err(e),
+        match process(&ingestor, &consumer, &producer, &batch).await {
+            Ok((published, dead)) => {
+                totals.batches += 1;
+                totals.published += published;
+                totals.dead_lettered += dead;
+                delay = RETRY_FIRST;
             }
+            Err(e) if e.is_transient() => {
+                // The batch is dropped and read again from its first offsets (never retried
+                // from memory: after a rebalance another instance may own its partitions).
+                totals.aborted += 1;
+                warn!(error = %e, retry_in = ?delay, "batch not published, will read it again");
+                rewind(&consumer, &batch);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
         }
     }
     consumer.unsubscribe();
