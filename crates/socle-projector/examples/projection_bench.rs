@@ -71,7 +71,7 @@ const ML: &str = "90000200100015";
 const CE: &str = "90000400100010";
 
 /// The 4 events of person `i`, as (record name, value).
-fn events(i: usize, person: Uuid, key: &DataKey, base: i64) -> Res<Vec<(&'static str, Value)>> {
+fn person_events(i: usize, person: Uuid, key: &DataKey, base: i64) -> Res<Vec<(&'static str, Value)>> {
     let s = |v: &str| Value::String(v.to_owned());
     let young = i % 3 == 0;
     let birth = NaiveDate::from_ymd_opt(if young { 2005 } else { 1980 + (i % 20) as i32 }, 1 + (i % 12) as u32, 1 + (i % 28) as u32)
@@ -191,7 +191,7 @@ async fn publish(
             .await?;
         let mut pending = Vec::new();
         for (i, (person, key)) in chunk.iter().zip(&keys) {
-            for (name, value) in events(*i, *person, key, base + (*i as i64) * 10)? {
+            for (name, value) in person_events(*i, *person, key, base + (*i as i64) * 10)? {
                 let contract = person_event(name).ok_or("contract")?;
                 let payload = codec.encode_value(topic, contract, value).await?;
                 let key = person.to_string();
@@ -216,32 +216,83 @@ async fn stored(pool: &PgPool, group: &str, topic: &str) -> Res<i64> {
     Ok(socle_store::offsets::load(pool, group, topic).await?.iter().map(|(_, o)| o).sum())
 }
 
-/// The ceiling: the same batches as UNNEST upserts of wide rows plus the offsets, nothing else.
-async fn ceiling(pool: &PgPool, persons: &[Uuid], events: usize, batch: usize) -> Res<f64> {
-    sqlx::query("CREATE TABLE ceiling_rows (person_id uuid PRIMARY KEY, c1 text, c2 text, c3 date, c4 text, c5 text, c6 text, c7 text, c8 text, c9 date, c10 text, c11 text, c12 text, c13 text, c14 boolean, c15 text, c16 text, c17 date, c18 text, v text)")
-        .execute(pool)
-        .await?;
-    sqlx::query("CREATE TABLE ceiling_offsets (partition int PRIMARY KEY, next_offset bigint)").execute(pool).await?;
-    sqlx::query("INSERT INTO ceiling_offsets SELECT g, 0 FROM generate_series(0, 5) g").execute(pool).await?;
-    let per_event: Vec<Uuid> = persons.iter().flat_map(|p| std::iter::repeat_n(*p, events / persons.len().max(1))).collect();
+/// The ceiling: a plain loop writing the rows the projection writes, batch by batch, with UNNEST
+/// upserts and the offsets, nothing else (no Kafka, no Avro, no keys, no scope evaluation):
+/// the applied event ids, one core row per person of the batch (24 columns), and, for each
+/// ecosystem, the share of those persons that ended up in its model (a 20-column row, a link
+/// and a notice each), then the offsets.
+async fn ceiling(pool: &PgPool, persons: &[Uuid], events: usize, batch: usize, shares: &[f64]) -> Res<f64> {
+    let mut ddl = vec![
+        "CREATE TABLE ceiling_events (event_id uuid PRIMARY KEY)".to_owned(),
+        "CREATE TABLE ceiling_core (person_id uuid PRIMARY KEY, t1 text, t2 text, t3 text, t4 text, t5 text, t6 text, t7 text, t8 text, d1 date, d2 date, b1 boolean, x1 bytea, x2 bytea, x3 bytea, s1 timestamptz, s2 timestamptz, s3 timestamptz, s4 timestamptz, s5 timestamptz, s6 timestamptz, s7 timestamptz, s8 timestamptz, u1 uuid, s9 timestamptz)".to_owned(),
+        "CREATE TABLE ceiling_offsets (partition int PRIMARY KEY, next_offset bigint)".to_owned(),
+        "INSERT INTO ceiling_offsets SELECT g, 0 FROM generate_series(0, 5) g".to_owned(),
+    ];
+    for e in 0..shares.len() {
+        ddl.push(format!("CREATE TABLE ceiling_eco{e} (person_id uuid PRIMARY KEY, t1 text, t2 text, t3 text, t4 text, t5 text, t6 text, t7 text, t8 text, t9 text, t10 text, t11 text, t12 text, d1 date, d2 date, d3 date, b1 boolean, b2 boolean, v text, at timestamptz)"));
+        ddl.push(format!("CREATE TABLE ceiling_links{e} (person_id uuid, organisation text, kind text, ref_id uuid, PRIMARY KEY (person_id, kind, ref_id))"));
+        ddl.push(format!("CREATE TABLE ceiling_notices{e} (seq bigserial PRIMARY KEY, person_id uuid, kind text, v text)"));
+    }
+    for statement in ddl {
+        sqlx::query(&statement).execute(pool).await?;
+    }
+    let per_person = (events / persons.len().max(1)).max(1);
+    let per_event: Vec<Uuid> = persons.iter().flat_map(|p| std::iter::repeat_n(*p, per_person)).collect();
     let started = Instant::now();
     let mut written = 0usize;
     for chunk in per_event.chunks(batch) {
-        // One row per person in the batch (an upsert cannot touch a row twice in one statement).
         let mut ids: Vec<Uuid> = chunk.to_vec();
         ids.dedup();
         let n = ids.len();
-        let t = |s: &str| vec![Some(s.to_owned()); n];
-        let d = vec![NaiveDate::from_ymd_opt(2000, 1, 1); n];
+        let text = vec![Some("valeur".to_owned()); n];
+        let date = vec![NaiveDate::from_ymd_opt(2000, 1, 1); n];
+        let boolean = vec![Some(true); n];
+        let bytes = vec![Some(vec![7u8; 120]); n];
+        let now = vec![Some(Utc::now()); n];
+        let event_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO ceiling_rows AS r SELECT * FROM UNNEST($1::uuid[], $2::text[], $2::text[], $3::date[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $3::date[], $2::text[], $2::text[], $2::text[], $2::text[], $4::boolean[], $2::text[], $2::text[], $3::date[], $2::text[], $2::text[]) \
-                     ON CONFLICT (person_id) DO UPDATE SET c1 = EXCLUDED.c1, c2 = EXCLUDED.c2, c3 = EXCLUDED.c3, c4 = EXCLUDED.c4, c5 = EXCLUDED.c5, c6 = EXCLUDED.c6, c7 = EXCLUDED.c7, c8 = EXCLUDED.c8, c9 = EXCLUDED.c9, c10 = EXCLUDED.c10, c11 = EXCLUDED.c11, c12 = EXCLUDED.c12, c13 = EXCLUDED.c13, c14 = EXCLUDED.c14, c15 = EXCLUDED.c15, c16 = EXCLUDED.c16, c17 = EXCLUDED.c17, c18 = EXCLUDED.c18, v = EXCLUDED.v")
-            .bind(&ids)
-            .bind(t("valeur"))
-            .bind(&d)
-            .bind(vec![Some(true); n])
+        sqlx::query("INSERT INTO ceiling_events SELECT * FROM UNNEST($1::uuid[]) ON CONFLICT DO NOTHING")
+            .bind(&event_ids)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO ceiling_core AS r SELECT * FROM UNNEST($1::uuid[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $3::date[], $3::date[], $4::boolean[], $5::bytea[], $5::bytea[], $5::bytea[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $6::timestamptz[], $1::uuid[], $6::timestamptz[]) \
+                     ON CONFLICT (person_id) DO UPDATE SET t1 = EXCLUDED.t1, t2 = EXCLUDED.t2, t3 = EXCLUDED.t3, t4 = EXCLUDED.t4, t5 = EXCLUDED.t5, t6 = EXCLUDED.t6, t7 = EXCLUDED.t7, t8 = EXCLUDED.t8, d1 = EXCLUDED.d1, d2 = EXCLUDED.d2, b1 = EXCLUDED.b1, x1 = EXCLUDED.x1, x2 = EXCLUDED.x2, x3 = EXCLUDED.x3, s1 = EXCLUDED.s1, s9 = EXCLUDED.s9, u1 = EXCLUDED.u1")
+            .bind(&ids)
+            .bind(&text)
+            .bind(&date)
+            .bind(&boolean)
+            .bind(&bytes)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        for (e, share) in shares.iter().enumerate() {
+            let k = ((n as f64) * share).round() as usize;
+            let eco_ids = &ids[..k.min(n)];
+            if eco_ids.is_empty() {
+                continue;
+            }
+            sqlx::query(&format!("INSERT INTO ceiling_eco{e} SELECT * FROM UNNEST($1::uuid[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $2::text[], $3::date[], $3::date[], $3::date[], $4::boolean[], $4::boolean[], $2::text[], $5::timestamptz[]) \
+                                  ON CONFLICT (person_id) DO UPDATE SET t1 = EXCLUDED.t1, t2 = EXCLUDED.t2, t3 = EXCLUDED.t3, t4 = EXCLUDED.t4, t5 = EXCLUDED.t5, t6 = EXCLUDED.t6, t7 = EXCLUDED.t7, t8 = EXCLUDED.t8, t9 = EXCLUDED.t9, t10 = EXCLUDED.t10, t11 = EXCLUDED.t11, t12 = EXCLUDED.t12, d1 = EXCLUDED.d1, d2 = EXCLUDED.d2, d3 = EXCLUDED.d3, b1 = EXCLUDED.b1, b2 = EXCLUDED.b2, v = EXCLUDED.v, at = EXCLUDED.at"))
+                .bind(eco_ids)
+                .bind(&text[..eco_ids.len()])
+                .bind(&date[..eco_ids.len()])
+                .bind(&boolean[..eco_ids.len()])
+                .bind(&now[..eco_ids.len()])
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("DELETE FROM ceiling_links{e} WHERE person_id = ANY($1)"))
+                .bind(eco_ids)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("INSERT INTO ceiling_links{e} SELECT p, 'o', 'follow', p FROM UNNEST($1::uuid[]) p"))
+                .bind(eco_ids)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("INSERT INTO ceiling_notices{e} (person_id, kind, v) SELECT p, 'updated', 'v' FROM UNNEST($1::uuid[]) p"))
+                .bind(eco_ids)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("UPDATE ceiling_offsets SET next_offset = next_offset + $1").bind(chunk.len() as i64).execute(&mut *tx).await?;
         tx.commit().await?;
         written += chunk.len();
@@ -261,7 +312,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> Res<()> {
     let persons = arg("--persons", 250_000);
     let batch = arg("--batch", 1000);
-    let latency_rate = arg("--latency-rate", 200);
+    let latency_rate = arg("--latency-rate", 400);
     let latency_seconds = arg("--latency-seconds", 20);
     let brokers = env("SOCLE__KAFKA__BROKERS", "localhost:9092");
     let db_url = env("SOCLE__DATABASE__URL", "postgres://socle:socle@localhost:5432/socle");
@@ -307,24 +358,55 @@ async fn main() -> Res<()> {
     let projection_rate = events as f64 / projection_seconds;
     eprintln!("projection: {events} events in {projection_seconds:.1}s = {projection_rate:.0}/s");
 
-    // Latency at a steady offered load, while the projector runs.
+    // Latency at a steady offered load (`--latency-rate` events/s, 4 events per person), while
+    // the projector runs: each person's events are encoded in advance, enqueued at their tick,
+    // and the person counts as visible when their last event (the contact update) shows in
+    // France Travail's model; the poll every 5 ms bounds the resolution.
     let mut latencies = Vec::new();
     {
-        let interval = Duration::from_secs_f64(1.0 / latency_rate.max(1) as f64);
-        let total = latency_rate * latency_seconds;
-        let base = persons + 1_000_000;
+        let people_per_second = (latency_rate / 4).max(1);
+        let total = people_per_second * latency_seconds;
+        let base = to_micros(Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).single().ok_or("time")?);
+        let mut prepared = Vec::with_capacity(total);
+        let keys: Vec<(Uuid, DataKey)> = (0..total).map(|_| (Uuid::now_v7(), DataKey::generate())).collect();
+        sqlx::query("INSERT INTO keys.person_keys (person_id, key_id, key) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bytea[])")
+            .bind(keys.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, k)| k.key_id.clone()).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, k)| k.expose_bytes().to_vec()).collect::<Vec<_>>())
+            .execute(&pool)
+            .await?;
+        for (n, (person, key)) in keys.iter().enumerate() {
+            let mut payloads = Vec::new();
+            for (name, value) in person_events(persons + n, *person, key, base + n as i64 * 10)? {
+                let contract = person_event(name).ok_or("contract")?;
+                payloads.push(codec.encode_value(&topic, contract, value).await?);
+            }
+            prepared.push((*person, payloads));
+        }
+        let interval = Duration::from_secs_f64(1.0 / people_per_second as f64);
         let mut pending: Vec<(Uuid, Instant)> = Vec::new();
+        let mut deliveries = Vec::new();
         let start = Instant::now();
         let mut next_send = Instant::now();
-        let mut sent = 0;
-        while sent < total || !pending.is_empty() {
-            if sent < total && Instant::now() >= next_send {
-                let (_, ids) = publish(&pool, &codec, &producer, &topic, base + sent..base + sent + 1).await?;
-                for id in ids {
-                    pending.push((id, Instant::now()));
+        let mut queue = prepared.into_iter();
+        let mut exhausted = false;
+        while !exhausted || !pending.is_empty() {
+            while !exhausted && Instant::now() >= next_send {
+                match queue.next() {
+                    Some((person, payloads)) => {
+                        let key = person.to_string();
+                        for payload in &payloads {
+                            let record = FutureRecord::to(&topic).key(&key).payload(payload);
+                            match producer.send_result(record) {
+                                Ok(delivery) => deliveries.push(delivery),
+                                Err((e, _)) => return Err(e.into()),
+                            }
+                        }
+                        pending.push((person, Instant::now()));
+                        next_send += interval;
+                    }
+                    None => exhausted = true,
                 }
-                sent += 1;
-                next_send += interval;
             }
             if !pending.is_empty() {
                 let ids: Vec<Uuid> = pending.iter().map(|(p, _)| *p).collect();
@@ -344,9 +426,12 @@ async fn main() -> Res<()> {
                 });
             }
             if start.elapsed() > Duration::from_secs((latency_seconds as u64) * 3 + 60) {
-                return Err("latency run did not drain".into());
+                return Err(format!("latency run did not drain ({} pending)", pending.len()).into());
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for d in deliveries {
+            d.await.map_err(|_| "delivery cancelled")?.map_err(|(e, _)| e)?;
         }
     }
     latencies.sort_by(f64::total_cmp);
@@ -364,7 +449,14 @@ async fn main() -> Res<()> {
     eprintln!("rebuild: {} events in {rebuild_seconds:.1}s", rebuilt.events);
 
     // The PostgreSQL ceiling, same machine, same run.
-    let ceiling_rate = ceiling(&pool, &people, events, batch).await?;
+    let mut shares = Vec::new();
+    for a in &agreements.all {
+        let in_model: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}.persons", a.schema()))
+            .fetch_one(&pool)
+            .await?;
+        shares.push(in_model as f64 / (persons as f64).max(1.0));
+    }
+    let ceiling_rate = ceiling(&pool, &people, events, batch, &shares).await?;
     eprintln!("ceiling: {ceiling_rate:.0} events/s");
 
     pool.close().await;
