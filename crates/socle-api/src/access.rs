@@ -113,25 +113,23 @@ impl Access {
         purpose: Option<&str>,
         in_caseload: bool,
     ) -> Result<(), Problem> {
-        let grants = socle_policy::grants::in_force(
-            &state.pool,
-            &identity.subject,
-            &identity.organisation,
-            &identity.ecosystem,
-            self.action,
-            purpose,
-            Utc::now(),
-        )
-        .await
-        .map_err(|e| {
-            warn!(error = %e, "habilitations unavailable");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "habilitations.unavailable",
-                "Habilitations unavailable",
-                "the habilitations cannot be read; retry later",
-            )
-        })?;
+        let grants = in_force(state, identity, self.action, purpose).await?;
+        self.authorize_with(state, identity, purpose, in_caseload, grants)
+            .await
+    }
+
+    /// As [`Access::authorize`], with the grants in force already read (by [`in_force`]).
+    ///
+    /// # Errors
+    /// As [`Access::authorize`].
+    pub async fn authorize_with(
+        &mut self,
+        state: &AppState,
+        identity: &Identity,
+        purpose: Option<&str>,
+        in_caseload: bool,
+        grants: Vec<socle_policy::Grant>,
+    ) -> Result<(), Problem> {
         let grant = grants.into_iter().next();
         let purpose = purpose
             .map(str::to_owned)
@@ -263,6 +261,37 @@ impl Access {
             agreement_version: self.agreement_version.clone(),
         }
     }
+}
+
+/// The caller's grants in force now for `action` (and `purpose`, if named).
+///
+/// # Errors
+/// 503 `habilitations.unavailable` when PostgreSQL cannot be read.
+pub async fn in_force(
+    state: &AppState,
+    identity: &Identity,
+    action: &str,
+    purpose: Option<&str>,
+) -> Result<Vec<socle_policy::Grant>, Problem> {
+    socle_policy::grants::in_force(
+        &state.pool,
+        &identity.subject,
+        &identity.organisation,
+        &identity.ecosystem,
+        action,
+        purpose,
+        Utc::now(),
+    )
+    .await
+    .map_err(|e| {
+        warn!(error = %e, "habilitations unavailable");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "habilitations.unavailable",
+            "Habilitations unavailable",
+            "the habilitations cannot be read; retry later",
+        )
+    })
 }
 
 fn auth_problem(e: socle_auth::Error) -> Problem {

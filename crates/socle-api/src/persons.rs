@@ -194,17 +194,8 @@ async fn read_inner(
     let eco = model(state, &identity.ecosystem, access)?;
     // Is the person in the caller's scope? Asked first (under the ecosystem's role and row-level
     // security), so that "outside the caseload" and "does not exist" are the same answer.
-    let grants = socle_policy::grants::in_force(
-        &state.pool,
-        &identity.subject,
-        &identity.organisation,
-        &identity.ecosystem,
-        "person.read",
-        q.purpose.as_deref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| store_problem(&e))?;
+    let grants =
+        crate::access::in_force(state, &identity, "person.read", q.purpose.as_deref()).await?;
     let terr = grants
         .first()
         .map(|g| g.territories.clone())
@@ -218,7 +209,13 @@ async fn read_inner(
     .await
     .map_err(|e| store_problem(&e))?;
     access
-        .authorize(state, &identity, q.purpose.as_deref(), row.is_some())
+        .authorize_with(
+            state,
+            &identity,
+            q.purpose.as_deref(),
+            row.is_some(),
+            grants,
+        )
         .await?;
     let row = row.ok_or_else(|| {
         Problem::new(
