@@ -76,11 +76,17 @@ fn every_event_type_documented_in_events_md_is_a_subject_of_its_topic() {
         "documented in docs/events.md, not mapped in schemas/subjects.toml: {missing:?}"
     );
     // And on no other topic than the documented one (feeds and ingress aside).
+    // A record documented on several topics (the feeds' PersonView) may be mapped to each.
     for (topic, record) in &mapped {
-        if let Some((doc_topic, _)) = documented.iter().find(|(_, r)| r == record) {
-            assert_eq!(
-                topic, doc_topic,
-                "{record} is mapped to {topic}, documented on {doc_topic}"
+        let doc_topics: Vec<&String> = documented
+            .iter()
+            .filter(|(_, r)| r == record)
+            .map(|(t, _)| t)
+            .collect();
+        if !doc_topics.is_empty() {
+            assert!(
+                doc_topics.contains(&topic),
+                "{record} is mapped to {topic}, documented on {doc_topics:?}"
             );
         }
     }
