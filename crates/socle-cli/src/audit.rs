@@ -37,6 +37,54 @@ pub enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Project the access topic (and person topics, for timelines) into the audit store.
+    Project,
+    /// Who accessed a person in a period.
+    WhoAccessed {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
+    /// Everything a user (or an organisation) read or changed in a period.
+    Actor {
+        #[arg(long, conflicts_with = "org", required_unless_present = "org")]
+        user: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
+    /// A person's timeline: domain events and access events merged in order.
+    Timeline {
+        #[arg(long)]
+        person: String,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
+    /// The person's own access journal, without entries restricted for an investigation.
+    Journal {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
+    /// Withhold entries from persons' journals during an investigation (recorded on the trail).
+    Restrict {
+        /// One access event...
+        #[arg(long, conflicts_with = "actor", required_unless_present = "actor")]
+        event: Option<uuid::Uuid>,
+        /// ...or everything one actor did in --from/--to.
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
     /// Verify the seal of a topic (online, from Kafka) or of an export file (offline).
     Verify {
         /// An export file written by `socle audit export` (offline); otherwise Kafka is read.
@@ -63,12 +111,209 @@ pub enum AuditCommand {
     },
 }
 
+/// Who asks, and over which period: every query is itself an access event.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The auditor asking (recorded on the access trail).
+    #[arg(long = "as", value_name = "USER")]
+    auditor: String,
+    /// SIRET of the auditor's organisation.
+    #[arg(long, default_value = "00000000000000")]
+    auditor_org: String,
+    /// From this instant (RFC 3339) or date (YYYY-MM-DD, midnight UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// Up to this instant or date (excluded).
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+}
+
+fn instant(
+    name: &str,
+    v: &Option<String>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(s) = v else { return Ok(None) };
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(d.with_timezone(&chrono::Utc)));
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("--{name} {s}: expected an RFC 3339 instant or YYYY-MM-DD"))?;
+    Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+}
+
+/// Appends the auditor's query to the access trail (fail closed), then returns the period.
+async fn admit(
+    settings: &Settings,
+    q: &QueryArgs,
+    action: &str,
+    resource: String,
+    person_ids: Vec<String>,
+) -> anyhow::Result<socle_audit::queries::Period> {
+    let period =
+        socle_audit::queries::Period::new(instant("from", &q.from)?, instant("to", &q.to)?)?;
+    let producer =
+        socle_kafka::EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+            .context("kafka producer")?;
+    let trail = socle_kafka::AccessTrail::new(
+        producer,
+        crate::codec(settings)?,
+        settings.topics.access.clone(),
+    );
+    let event = socle_domain::AccessEvent {
+        envelope: socle_domain::Envelope::new(q.auditor_org.clone(), chrono::Utc::now())
+            .with_actor(q.auditor.clone()),
+        request_id: uuid::Uuid::now_v7().to_string(),
+        user: q.auditor.clone(),
+        organisation: q.auditor_org.clone(),
+        ecosystem: None,
+        purpose: Some("audit".into()),
+        auth_strength: "client".into(),
+        action: action.to_owned(),
+        resource,
+        person_ids,
+        decision: socle_domain::Decision::Allow,
+        reason: None,
+        policy_version: None,
+        agreement_version: None,
+    };
+    trail
+        .record(&event)
+        .await
+        .context("recording the query on the access trail (nothing is shown without it)")?;
+    Ok(period)
+}
+
+async fn audit_pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = crate::pool(settings).await?;
+    socle_audit::migrate(&pool)
+        .await
+        .context("migrating the audit schema")?;
+    Ok(pool)
+}
+
+fn print_page(
+    page: &socle_audit::queries::Page<socle_audit::queries::AccessRow>,
+) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(page)?);
+    if page.truncated {
+        eprintln!("more rows match than --limit: narrow the period or raise the limit");
+    }
+    Ok(())
+}
+
 pub async fn run(
     settings: &Settings,
     command: AuditCommand,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    use socle_audit::queries;
     match command {
+        AuditCommand::Project => {
+            let pool = audit_pool(settings).await?;
+            let config = socle_audit::project::AuditProjectorConfig {
+                brokers: settings.kafka.brokers.clone(),
+                access_topic: settings.topics.access.clone(),
+                person_topics: vec![settings.topics.persons.clone()],
+                group: "socle-audit".into(),
+                batch_size: 1000,
+                batch_timeout: Duration::from_millis(100),
+            };
+            socle_audit::project::run(config, pool, crate::codec(settings)?, shutdown)
+                .await
+                .context("audit projector")
+        }
+        AuditCommand::WhoAccessed { person, q } => {
+            let period = admit(
+                settings,
+                &q,
+                "audit.who_accessed",
+                format!("who-accessed:{person}"),
+                vec![person.clone()],
+            )
+            .await?;
+            let pool = audit_pool(settings).await?;
+            print_page(&queries::who_accessed(&pool, &person, period, q.limit).await?)
+        }
+        AuditCommand::Actor { user, org, q } => {
+            let actor = match (user, org) {
+                (Some(u), _) => queries::Actor::User(u),
+                (None, Some(o)) => queries::Actor::Organisation(o),
+                (None, None) => bail!("--user or --org is required"),
+            };
+            let resource = match &actor {
+                queries::Actor::User(u) => format!("actor:{u}"),
+                queries::Actor::Organisation(o) => format!("organisation:{o}"),
+            };
+            let period = admit(settings, &q, "audit.actor", resource, vec![]).await?;
+            let pool = audit_pool(settings).await?;
+            print_page(&queries::actor(&pool, &actor, period, q.limit).await?)
+        }
+        AuditCommand::Timeline { person, format, q } => {
+            if format != "json" && format != "csv" {
+                bail!("--format {format}: expected json or csv");
+            }
+            let period = admit(
+                settings,
+                &q,
+                "audit.timeline",
+                format!("timeline:{person}"),
+                vec![person.clone()],
+            )
+            .await?;
+            let pool = audit_pool(settings).await?;
+            let page = queries::timeline(&pool, &person, period, q.limit).await?;
+            if format == "csv" {
+                print!("{}", queries::timeline_csv(&page.rows)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            }
+            if page.truncated {
+                eprintln!("more rows match than --limit: narrow the period or raise the limit");
+            }
+            Ok(())
+        }
+        AuditCommand::Journal { person, q } => {
+            let period = admit(
+                settings,
+                &q,
+                "audit.journal",
+                format!("journal:{person}"),
+                vec![person.clone()],
+            )
+            .await?;
+            let pool = audit_pool(settings).await?;
+            print_page(&queries::journal(&pool, &person, period, q.limit).await?)
+        }
+        AuditCommand::Restrict {
+            event,
+            actor,
+            reason,
+            q,
+        } => {
+            let what = match (event, actor) {
+                (Some(e), _) => queries::Restricted::Event(e),
+                (None, Some(user)) => queries::Restricted::Actor {
+                    user,
+                    period: queries::Period::new(instant("from", &q.from)?, instant("to", &q.to)?)?,
+                },
+                (None, None) => bail!("--event or --actor is required"),
+            };
+            let resource = match &what {
+                queries::Restricted::Event(e) => format!("restrict:event:{e}"),
+                queries::Restricted::Actor { user, .. } => format!("restrict:actor:{user}"),
+            };
+            // The flag, its reason and its author are an event on the sealed trail first.
+            admit_with_reason(settings, &q, &resource, &reason).await?;
+            let pool = audit_pool(settings).await?;
+            let id = queries::restrict(&pool, &what, &reason, &q.auditor).await?;
+            println!(
+                "restriction {id} recorded ({resource}) by {}: {reason}",
+                q.auditor
+            );
+            Ok(())
+        }
         AuditCommand::Tail { last, follow, json } => {
             audit_tail(settings, last, follow, json, shutdown).await
         }
@@ -123,6 +368,44 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+async fn admit_with_reason(
+    settings: &Settings,
+    q: &QueryArgs,
+    resource: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let producer =
+        socle_kafka::EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+            .context("kafka producer")?;
+    let trail = socle_kafka::AccessTrail::new(
+        producer,
+        crate::codec(settings)?,
+        settings.topics.access.clone(),
+    );
+    let event = socle_domain::AccessEvent {
+        envelope: socle_domain::Envelope::new(q.auditor_org.clone(), chrono::Utc::now())
+            .with_actor(q.auditor.clone()),
+        request_id: uuid::Uuid::now_v7().to_string(),
+        user: q.auditor.clone(),
+        organisation: q.auditor_org.clone(),
+        ecosystem: None,
+        purpose: Some("audit".into()),
+        auth_strength: "client".into(),
+        action: "audit.restrict".into(),
+        resource: resource.to_owned(),
+        person_ids: vec![],
+        decision: socle_domain::Decision::Allow,
+        reason: Some(reason.to_owned()),
+        policy_version: None,
+        agreement_version: None,
+    };
+    trail
+        .record(&event)
+        .await
+        .context("recording the restriction on the access trail")?;
+    Ok(())
 }
 
 async fn read_online(
