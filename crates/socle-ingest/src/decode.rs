@@ -89,8 +89,20 @@ pub fn body(
     body: &[u8],
 ) -> Result<Ingress, Rejection> {
     let mut rest = body;
-    let value = apache_avro::from_avro_datum(writer, &mut rest, None)
-        .map_err(|e| Rejection::new("avro.undecodable", e.to_string(), None))?;
+    // Fast path: apache-avro's `from_avro_datum` builds a resolved schema (a map of every named
+    // type) on each call, which dominated ingestion's profile. It is only needed for references
+    // to named types defined earlier in the schema; without any, decoding needs no names. If the
+    // fast path fails (a reference, or a bad body), decode again the full way, whose error is
+    // the one reported.
+    let fast = apache_avro::from_avro_datum_schemata(writer, Vec::new(), &mut rest, None);
+    let value = match fast {
+        Ok(v) => v,
+        Err(_) => {
+            rest = body;
+            apache_avro::from_avro_datum(writer, &mut rest, None)
+                .map_err(|e| Rejection::new("avro.undecodable", e.to_string(), None))?
+        }
+    };
     if !rest.is_empty() {
         return Err(Rejection::new(
             "avro.trailing_bytes",

@@ -225,3 +225,30 @@ fn every_code_is_documented() {
         );
     }
 }
+
+#[test]
+fn a_writer_schema_with_references_to_named_types_still_decodes() {
+    // The same record as socle.ingress.FollowEnded, but with a second field of a named type
+    // already defined (a reference): the decoder needs the names, which the fast path lacks.
+    let writer = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"R","namespace":"t","fields":[
+            {"name":"a","type":{"type":"record","name":"P","fields":[{"name":"x","type":"string"}]}},
+            {"name":"b","type":"P"}]}"#,
+    )
+    .expect("parses");
+    let value = apache_avro::types::Value::Record(vec![
+        (
+            "a".into(),
+            apache_avro::types::Value::Record(vec![("x".into(), "1".into())]),
+        ),
+        (
+            "b".into(),
+            apache_avro::types::Value::Record(vec![("x".into(), "2".into())]),
+        ),
+    ]);
+    let body = apache_avro::to_avro_datum(&writer, value).expect("encodes");
+    // Not an ingress record: the decode itself must succeed (the error comes from resolution).
+    let reader = socle_ingest::contracts::ingress()[5];
+    let r = decode::body(&writer, reader, false, &body).expect_err("not a FollowEnded");
+    assert_eq!(r.code, "schema.incompatible", "{r:?}");
+}
