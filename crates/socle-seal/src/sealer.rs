@@ -43,6 +43,9 @@ pub struct SealerConfig {
     pub every: Duration,
 }
 
+/// How long partitions that reached N entries wait for others before being sealed together.
+const GATHER: Duration = Duration::from_millis(20);
+
 struct Partition {
     head: Head,
     pending: Vec<(i64, Hash)>,
@@ -123,18 +126,28 @@ pub async fn run(
 
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Partitions that reached N entries: sealed together in one transaction, at most
+    // `GATHER` after the first of them (one commit for many checkpoints under load).
+    let mut due: Vec<(String, i32)> = Vec::new();
+    let mut due_since: Option<Instant> = None;
+    let mut publishing = tokio::task::JoinSet::new();
     loop {
         let message = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                let due: Vec<(String, i32)> = state
-                    .iter()
-                    .filter(|(_, s)| s.since.is_some_and(|t| t.elapsed() >= config.every))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                for (k, s) in &state {
+                    if s.since.is_some_and(|t| t.elapsed() >= config.every) && !due.contains(k) {
+                        due.push(k.clone());
+                    }
+                }
                 if !due.is_empty() {
-                    checkpoint(&pool, &codec, &producer, &config, &key, &mut state, &due).await?;
+                    checkpoint(&pool, &codec, &producer, &config, &key, &mut state, &due, &mut publishing).await?;
+                    due.clear();
+                    due_since = None;
+                }
+                while let Some(done) = publishing.try_join_next() {
+                    done.map_err(|e| Error::Internal(format!("publish task: {e}")))??;
                 }
                 continue;
             }
@@ -155,9 +168,30 @@ pub async fn run(
         }
         s.pending.push((m.offset(), leaf(m.key(), m.payload())));
         s.since.get_or_insert_with(Instant::now);
-        if s.pending.len() >= config.every_entries {
-            checkpoint(&pool, &codec, &producer, &config, &key, &mut state, &[k]).await?;
+        if s.pending.len() >= config.every_entries && !due.contains(&k) {
+            due.push(k);
+            due_since.get_or_insert_with(Instant::now);
         }
+        if due_since.is_some_and(|t| t.elapsed() >= GATHER)
+            || (!due.is_empty() && due.len() == state.len())
+        {
+            checkpoint(
+                &pool,
+                &codec,
+                &producer,
+                &config,
+                &key,
+                &mut state,
+                &due,
+                &mut publishing,
+            )
+            .await?;
+            due.clear();
+            due_since = None;
+        }
+    }
+    while let Some(done) = publishing.join_next().await {
+        done.map_err(|e| Error::Internal(format!("publish task: {e}")))??;
     }
     info!("sealer stopped");
     Ok(())
@@ -180,14 +214,16 @@ async fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>> 
 }
 
 /// Seals the pending entries of `due` partitions: one transaction, then the seal topic.
+#[allow(clippy::too_many_arguments)]
 async fn checkpoint(
     pool: &PgPool,
-    codec: &Codec,
+    codec: &Arc<Codec>,
     producer: &EventProducer,
     config: &SealerConfig,
     key: &SigningKey,
     state: &mut HashMap<(String, i32), Partition>,
     due: &[(String, i32)],
+    publishing: &mut tokio::task::JoinSet<Result<()>>,
 ) -> Result<()> {
     let now = chrono::Utc::now().timestamp_micros();
     let mut sealed = Vec::new();
@@ -217,7 +253,14 @@ async fn checkpoint(
             s.pending.clear();
             s.since = None;
         }
-        publish(pool, codec, producer, &config.seal_topic, cp).await?;
+    }
+    // Published in the background: the checkpoints are already durable in PostgreSQL, order on
+    // the seal topic does not matter to the verifier, and an unpublished one is republished at
+    // the next start.
+    for cp in sealed {
+        let (pool, codec, producer) = (pool.clone(), codec.clone(), producer.clone());
+        let topic = config.seal_topic.clone();
+        publishing.spawn(async move { publish(&pool, &codec, &producer, &topic, &cp).await });
     }
     Ok(())
 }
