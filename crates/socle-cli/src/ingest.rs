@@ -1,7 +1,7 @@
 //! `socle ingest`: the operators' ingress topics into the canonical persons topic (see
 //! docs/ingest.md), and a synthetic sender to try it.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ pub fn sources(settings: &Settings) -> Vec<Source> {
     ]
 }
 
-fn referential(dir: &PathBuf) -> anyhow::Result<Referential> {
+fn referential(dir: &Path) -> anyhow::Result<Referential> {
     Referential::load(&ReferencePaths::under(dir)).with_context(|| {
         format!(
             "loading the reference data under ingest.shared_data = {}",
