@@ -37,8 +37,8 @@ def ms(s):
     v, u = m.groups()
     return float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(rps, p50, p99, bad.group(1) if bad else 0)'
 }
@@ -69,7 +69,7 @@ v = [list(map(float, a.split())) for a in sys.argv[2:]]
 rt, rn, pt, pn, qt, qn = (st.median(x) for x in v)
 print(f"{s}: trail {rt:.0f} req/s p50 {pt:.2f} ms p99 {qt:.2f} ms | without {rn:.0f} req/s p50 {pn:.2f} ms p99 {qn:.2f} ms"
       f" | throughput ratio {rt/rn:.3f}, p99 +{qt-qn:.2f} ms")
-open(f"{__import__('os').environ['BENCH_DIR']}/{s}.result", "w").write(f"{rt} {rn} {qt} {qn}")
+open(f"{__import__('os').environ['BENCH_DIR']}/{s}.result", "w").write(f"{rt} {rn} {qt} {qn}\n")
 PY
   if [[ ${RECORD:-0} == 1 ]]; then
     read -r rt rn qt qn < "$BENCH_DIR/$scenario.result"
