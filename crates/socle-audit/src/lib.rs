@@ -5,6 +5,7 @@
 //!   into the `audit` schema, idempotently by event id;
 //! - [`queries`]: who accessed a person, what an actor or organisation did, a person's timeline,
 //!   a person's own journal (without entries restricted for an investigation), restrictions;
+//! - [`replay`]: an access decision re-evaluated with the grants in force at its instant;
 //! - [`http`]: the same questions as an axum router for the auditor role, every query itself
 //!   appended to the access trail before the answer leaves.
 //!
@@ -13,6 +14,7 @@
 pub mod http;
 pub mod project;
 pub mod queries;
+pub mod replay;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

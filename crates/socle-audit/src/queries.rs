@@ -133,6 +133,20 @@ pub async fn who_accessed(
     ))
 }
 
+/// One access event by id.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn access_event(pool: &PgPool, event_id: Uuid) -> Result<Option<AccessRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ACCESS_COLUMNS} FROM audit.access a WHERE a.event_id = $1"
+    ))
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(access_row).transpose()
+}
+
 /// Whose actions: one user, or everyone of one organisation.
 #[derive(Debug, Clone)]
 pub enum Actor {

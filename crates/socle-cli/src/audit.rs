@@ -85,6 +85,14 @@ pub enum AuditCommand {
         #[command(flatten)]
         q: QueryArgs,
     },
+    /// Replay an access decision with the grants in force at its instant, beside what was decided.
+    Replay {
+        /// The access event's id.
+        #[arg(long)]
+        event: uuid::Uuid,
+        #[command(flatten)]
+        q: QueryArgs,
+    },
     /// Verify the seal of a topic (online, from Kafka) or of an export file (offline).
     Verify {
         /// An export file written by `socle audit export` (offline); otherwise Kafka is read.
@@ -285,6 +293,42 @@ pub async fn run(
             .await?;
             let pool = audit_pool(settings).await?;
             print_page(&queries::journal(&pool, &person, period, q.limit).await?)
+        }
+        AuditCommand::Replay { event, q } => {
+            admit(
+                settings,
+                &q,
+                "audit.replay",
+                format!("replay:{event}"),
+                vec![],
+            )
+            .await?;
+            let pool = audit_pool(settings).await?;
+            socle_policy::migrate(&pool)
+                .await
+                .context("migrating the habilitations schema")?;
+            let engine =
+                socle_policy::Engine::load(&settings.auth.policies_dir).with_context(|| {
+                    format!(
+                        "loading the policies in {}",
+                        settings.auth.policies_dir.display()
+                    )
+                })?;
+            let replay =
+                socle_audit::replay::replay(&pool, &engine, &settings.auth.mfa_actions, event)
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&replay)?);
+            if !replay.policy_version_matches {
+                eprintln!(
+                    "the policy version recorded ({}) is not the one loaded ({}): the replay uses the loaded one",
+                    replay.decided_policy_version.as_deref().unwrap_or("none"),
+                    replay.replayed_policy_version
+                );
+            }
+            if replay.depends_on_caseload {
+                eprintln!("the decision depends on the caseload fact, which cannot be replayed as of that instant yet");
+            }
+            Ok(())
         }
         AuditCommand::Restrict {
             event,
