@@ -51,6 +51,69 @@ async fn bad_input_gets_a_clear_4xx_problem_never_a_500() {
             405,
             "route.method_not_allowed",
         ),
+        // Searches and lists: every malformed or hostile parameter is named, never run.
+        (
+            http.get(format!("{base}/persons?family_name=x%27%20OR%201%3D1%20--")),
+            400,
+            "request.invalid_name",
+        ),
+        (
+            http.get(format!(
+                "{base}/persons?family_name=Robert%27);DROP%20TABLE%20x;--"
+            )),
+            400,
+            "request.invalid_name",
+        ),
+        (
+            http.get(format!("{base}/persons?nir=1234567890123456")),
+            400,
+            "person.invalid_nir",
+        ),
+        (
+            http.get(format!("{base}/persons?birth_date=1990-13-45")),
+            400,
+            "person.invalid_birth_date",
+        ),
+        (
+            http.get(format!("{base}/persons?family_name=Durand&limit=0")),
+            400,
+            "request.invalid_limit",
+        ),
+        (
+            http.get(format!("{base}/persons?family_name=Durand&limit=abc")),
+            400,
+            "request.invalid_query",
+        ),
+        (
+            http.get(format!(
+                "{base}/persons?family_name=Durand&organisation=13000548100010"
+            )),
+            400,
+            "request.invalid_query",
+        ),
+        (
+            http.get(format!("{base}/persons")),
+            400,
+            "search.no_criterion",
+        ),
+        (
+            http.get(format!("{base}/caseload?after=%27;--")),
+            400,
+            "request.invalid_cursor",
+        ),
+        (
+            http.get(format!("{base}/caseload?purpose=../../etc")),
+            400,
+            "request.invalid_purpose",
+        ),
+        (
+            http.get(format!(
+                "{base}/persons/by-nir/{}?purpose=orientation",
+                "1".repeat(300)
+            )),
+            400,
+            "person.invalid_nir",
+        ),
     ];
     for (request, status, code) in cases {
         let response = request

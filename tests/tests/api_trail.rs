@@ -157,3 +157,46 @@ async fn published_grants_and_revocations_take_effect() {
     api.shutdown.cancel();
     drop_db(pool, &db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operators_system_authenticates_as_a_client_bound_to_its_organisation() {
+    let (pool, db) = fresh_db().await;
+    let access = random_topic("it-access").await;
+    let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
+    let people = seed(&pool, ECOSYSTEM, ORG, "Garnier", 7, 2).await;
+    grant(&pool, "si-agence-paris", ORG, ECOSYSTEM).await;
+    // Client credentials: no second factor to ask of a system, still bound to its organisation.
+    let token = api
+        .idp
+        .mint(&socle_auth::dev::TokenRequest {
+            user: "si-agence-paris".into(),
+            organisation: ORG.into(),
+            ecosystem: ECOSYSTEM.into(),
+            audience: AUDIENCE.into(),
+            mfa: false,
+            client: true,
+            issued_at: socle_auth::dev::now(),
+            ttl: 300,
+        })
+        .expect("minted");
+    let r = http()
+        .get(format!("{}/caseload", api.base))
+        .bearer_auth(&token)
+        .header("x-request-id", "client-1")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    let page: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(people.len()));
+    let events = trail(&access).await;
+    let e = events
+        .iter()
+        .find(|e| e.request_id == "client-1")
+        .expect("traced");
+    assert_eq!(e.auth_strength, "client");
+    assert_eq!(e.user, "si-agence-paris");
+    assert_eq!(e.organisation, ORG);
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
