@@ -11,13 +11,20 @@ use crate::settings::Settings;
 pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = crate::pool(settings).await?;
     let codec = crate::codec(settings)?;
-    let models = socle_projector::Models::new(&crate::agreements(settings)?, socle_projector::Layout::live());
+    let models = socle_projector::Models::new(
+        &crate::agreements(settings)?,
+        socle_projector::Layout::live(),
+    );
     let mut tx = pool.begin().await.context("database")?;
     models.ensure(&mut tx).await.context("models")?;
     tx.commit().await.context("database")?;
     let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
         .context("kafka producer")?;
-    let trail = AccessTrail::new(producer.clone(), codec.clone(), settings.topics.access.clone());
+    let trail = AccessTrail::new(
+        producer.clone(),
+        codec.clone(),
+        settings.topics.access.clone(),
+    );
     let config = socle_projector::feed::FeedConfig {
         topic_prefix: settings.feeds.topic_prefix.clone(),
         batch_size: settings.feeds.batch_size,

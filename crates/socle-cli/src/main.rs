@@ -2,9 +2,9 @@
 
 mod audit;
 mod demo;
-mod feed;
 mod detect;
 mod dev;
+mod feed;
 mod habilitations;
 mod ingest;
 mod replay;

@@ -72,19 +72,34 @@ fn registration(n: u32, person_id: Uuid, family_name: &str) -> Registration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
-    let admin_url = env("SOCLE__DATABASE__URL", "postgres://socle:socle@localhost:5432/socle");
+    let admin_url = env(
+        "SOCLE__DATABASE__URL",
+        "postgres://socle:socle@localhost:5432/socle",
+    );
     let brokers = env("SOCLE__KAFKA__BROKERS", "localhost:9092");
     let db_name = format!("socle_test_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL answers");
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.expect("db");
-    let db_url = format!("{}/{db_name}", admin_url.rsplit_once('/').expect("db url").0);
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {db_name}"))
+        .execute(&mut admin)
+        .await
+        .expect("db");
+    let db_url = format!(
+        "{}/{db_name}",
+        admin_url.rsplit_once('/').expect("db url").0
+    );
     let pool = socle_store::connect(&db_url, 4).await.expect("connect");
     socle_store::migrate(&pool).await.expect("migrate");
     let topic = format!("it-kill9-{}", Uuid::new_v4().simple());
-    let kafka: AdminClient<DefaultClientContext> =
-        socle_kafka::client_config(&brokers).create().expect("admin");
+    let kafka: AdminClient<DefaultClientContext> = socle_kafka::client_config(&brokers)
+        .create()
+        .expect("admin");
     for r in kafka
-        .create_topics([&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("Kafka answers")
     {
@@ -96,7 +111,9 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         topic: topic.clone(),
         group: format!("it-kill9-{}", Uuid::new_v4().simple()),
     };
-    let codec = std::sync::Arc::new(Codec::new(&env("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"));
+    let codec = std::sync::Arc::new(
+        Codec::new(&env("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"),
+    );
     let producer = EventProducer::new(&brokers, Duration::from_secs(10)).expect("producer");
     let publisher = Publisher::new(pool.clone(), codec, producer, topic.clone());
 
@@ -109,7 +126,10 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         for n in 0..80 {
             // New people, and new versions of earlier ones.
             let (person, name) = if n % 4 == 3 && !people.is_empty() {
-                (people[rng.gen_range(0..people.len())], format!("Round{round}N{n}"))
+                (
+                    people[rng.gen_range(0..people.len())],
+                    format!("Round{round}N{n}"),
+                )
             } else {
                 let p = Uuid::now_v7();
                 people.push(p);
@@ -138,7 +158,10 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         if done == published {
             break;
         }
-        assert!(Instant::now() < deadline, "projector did not catch up: {done}/{published}");
+        assert!(
+            Instant::now() < deadline,
+            "projector did not catch up: {done}/{published}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     child.kill().expect("kill");
@@ -158,15 +181,19 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
     for (person, name) in rows {
         assert_eq!(expected[&person].1, name, "latest state of {person}");
     }
-    let last: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT person_id, last_event_id FROM core.persons")
-        .fetch_all(&pool)
-        .await
-        .expect("core");
+    let last: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT person_id, last_event_id FROM core.persons")
+            .fetch_all(&pool)
+            .await
+            .expect("core");
     for (person, event) in last {
         assert_eq!(expected[&person].0, event, "last event of {person}");
     }
     pool.close().await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", setup.db_name))
-        .execute(&mut admin)
-        .await;
+    let _ = sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        setup.db_name
+    ))
+    .execute(&mut admin)
+    .await;
 }

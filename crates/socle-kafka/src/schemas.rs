@@ -68,21 +68,66 @@ pub static PERSON_HEALTH: LazyLock<Contract> = LazyLock::new(|| {
 /// Every person event contract (topic `socle.persons`), by full record name.
 pub static PERSON_EVENTS: LazyLock<Vec<Contract>> = LazyLock::new(|| {
     [
-        ("socle.person.AccompanimentEnded", include_str!("../../../schemas/person/AccompanimentEnded.avsc")),
-        ("socle.person.AccompanimentStarted", include_str!("../../../schemas/person/AccompanimentStarted.avsc")),
-        ("socle.person.AppointmentHeld", include_str!("../../../schemas/person/AppointmentHeld.avsc")),
-        ("socle.person.AppointmentMissed", include_str!("../../../schemas/person/AppointmentMissed.avsc")),
-        ("socle.person.AppointmentScheduled", include_str!("../../../schemas/person/AppointmentScheduled.avsc")),
-        ("socle.person.FollowEnded", include_str!("../../../schemas/person/FollowEnded.avsc")),
-        ("socle.person.FollowStarted", include_str!("../../../schemas/person/FollowStarted.avsc")),
-        ("socle.person.PersonContactUpdated", include_str!("../../../schemas/person/PersonContactUpdated.avsc")),
-        ("socle.person.PersonExited", include_str!("../../../schemas/person/PersonExited.avsc")),
-        ("socle.person.PersonIdentityUpdated", include_str!("../../../schemas/person/PersonIdentityUpdated.avsc")),
-        ("socle.person.PersonOrientationDecided", include_str!("../../../schemas/person/PersonOrientationDecided.avsc")),
-        ("socle.person.PersonRegistered", include_str!("../../../schemas/person/PersonRegistered.avsc")),
-        ("socle.person.PersonSituationUpdated", include_str!("../../../schemas/person/PersonSituationUpdated.avsc")),
-        ("socle.person.PrescriptionOutcomeRecorded", include_str!("../../../schemas/person/PrescriptionOutcomeRecorded.avsc")),
-        ("socle.person.ServicePrescribed", include_str!("../../../schemas/person/ServicePrescribed.avsc")),
+        (
+            "socle.person.AccompanimentEnded",
+            include_str!("../../../schemas/person/AccompanimentEnded.avsc"),
+        ),
+        (
+            "socle.person.AccompanimentStarted",
+            include_str!("../../../schemas/person/AccompanimentStarted.avsc"),
+        ),
+        (
+            "socle.person.AppointmentHeld",
+            include_str!("../../../schemas/person/AppointmentHeld.avsc"),
+        ),
+        (
+            "socle.person.AppointmentMissed",
+            include_str!("../../../schemas/person/AppointmentMissed.avsc"),
+        ),
+        (
+            "socle.person.AppointmentScheduled",
+            include_str!("../../../schemas/person/AppointmentScheduled.avsc"),
+        ),
+        (
+            "socle.person.FollowEnded",
+            include_str!("../../../schemas/person/FollowEnded.avsc"),
+        ),
+        (
+            "socle.person.FollowStarted",
+            include_str!("../../../schemas/person/FollowStarted.avsc"),
+        ),
+        (
+            "socle.person.PersonContactUpdated",
+            include_str!("../../../schemas/person/PersonContactUpdated.avsc"),
+        ),
+        (
+            "socle.person.PersonExited",
+            include_str!("../../../schemas/person/PersonExited.avsc"),
+        ),
+        (
+            "socle.person.PersonIdentityUpdated",
+            include_str!("../../../schemas/person/PersonIdentityUpdated.avsc"),
+        ),
+        (
+            "socle.person.PersonOrientationDecided",
+            include_str!("../../../schemas/person/PersonOrientationDecided.avsc"),
+        ),
+        (
+            "socle.person.PersonRegistered",
+            include_str!("../../../schemas/person/PersonRegistered.avsc"),
+        ),
+        (
+            "socle.person.PersonSituationUpdated",
+            include_str!("../../../schemas/person/PersonSituationUpdated.avsc"),
+        ),
+        (
+            "socle.person.PrescriptionOutcomeRecorded",
+            include_str!("../../../schemas/person/PrescriptionOutcomeRecorded.avsc"),
+        ),
+        (
+            "socle.person.ServicePrescribed",
+            include_str!("../../../schemas/person/ServicePrescribed.avsc"),
+        ),
     ]
     .into_iter()
     .map(|(name, raw)| Contract::load(name, raw))
