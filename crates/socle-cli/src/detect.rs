@@ -1,8 +1,6 @@
 //! `socle detect`: the bulk-extraction detector, sanctions for reviewers, and the simulation
 //! that measures false positives.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use clap::Subcommand;
 use socle_detect::runner::DetectConfig;
@@ -127,6 +125,20 @@ pub async fn run(
             socle_detect::migrate(&pool)
                 .await
                 .context("migrating the detect schema")?;
+            // What the API's guard answers for this user now (no MFA session assumed).
+            let guard = socle_detect::SanctionGuard::new(
+                pool.clone(),
+                std::time::Duration::from_millis(d.guard_ttl_ms),
+                std::time::Duration::from_millis(d.rules.throttle_interval_ms),
+            );
+            let verdict = guard.check(&user, None).await?;
+            println!(
+                "the API answers {} for {user}{}",
+                verdict.status(),
+                verdict
+                    .code()
+                    .map_or_else(String::new, |c| format!(" ({c})"))
+            );
             let active = socle_detect::store::active(&pool, &user).await?;
             if active.is_empty() {
                 println!("no sanction in force for {user}");
@@ -179,14 +191,4 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-/// The guard the API would build (kept here so the configuration is exercised).
-#[allow(dead_code)]
-pub fn guard(settings: &Settings, pool: sqlx::PgPool) -> Arc<socle_detect::SanctionGuard> {
-    Arc::new(socle_detect::SanctionGuard::new(
-        pool,
-        std::time::Duration::from_millis(settings.detect.guard_ttl_ms),
-        std::time::Duration::from_millis(settings.detect.rules.throttle_interval_ms),
-    ))
 }
