@@ -48,6 +48,65 @@ pub fn synthetic_siret(siren8: u32, nic4: u32) -> String {
     with_luhn_digit(&format!("{siren}{nic4:04}"))
 }
 
+/// The organisation and ecosystem that follow the `i`-th demo person, if any: a Mission Locale
+/// for a third of them (the young ones), Cap Emploi for another third.
+pub fn follower(i: usize) -> Option<(String, &'static str)> {
+    match i % 3 {
+        0 => Some((synthetic_siret(90_000_200, 1), "missions-locales")),
+        1 => Some((synthetic_siret(90_000_400, 1), "cap-emploi")),
+        _ => None,
+    }
+}
+
+/// The `FollowStarted` event (as an Avro value) of the `i`-th demo person, if they are followed.
+pub fn follow_started(i: usize, person_id: Uuid) -> Option<apache_avro::types::Value> {
+    use apache_avro::types::Value;
+    let (organisation, ecosystem) = follower(i)?;
+    let r = registration(i);
+    let envelope = socle_domain::Envelope::new(
+        organisation.clone(),
+        r.occurred_at + chrono::TimeDelta::days(2),
+    )
+    .with_actor("demo-loader");
+    let s = |v: &str| Value::String(v.to_owned());
+    Some(Value::Record(vec![
+        (
+            "envelope".into(),
+            Value::Record(vec![
+                ("event_id".into(), s(&envelope.event_id.to_string())),
+                (
+                    "occurred_at".into(),
+                    Value::TimestampMicros(envelope.occurred_at),
+                ),
+                (
+                    "recorded_at".into(),
+                    Value::TimestampMicros(envelope.recorded_at),
+                ),
+                ("producer_organisation".into(), s(&organisation)),
+                ("actor".into(), s("demo-loader")),
+                ("correlation_id".into(), Value::Null),
+                ("causation_id".into(), Value::Null),
+                ("schema_version".into(), Value::Int(1)),
+            ]),
+        ),
+        ("person_id".into(), s(&person_id.to_string())),
+        (
+            "follow_id".into(),
+            s(&Uuid::from_u128(person_id.as_u128() ^ 0xF011).to_string()),
+        ),
+        ("organisation".into(), s(&organisation)),
+        ("ecosystem".into(), s(ecosystem)),
+        ("activity".into(), s("accompagnement")),
+        ("territory".into(), s(&r.departement)),
+        ("purpose".into(), s("accompagnement")),
+        (
+            "started_on".into(),
+            Value::Date(socle_domain::time::to_days(r.registered_on) + 2),
+        ),
+        ("until".into(), Value::Null),
+    ]))
+}
+
 /// The `i`-th demo registration (deterministic).
 pub fn registration(i: usize) -> Registration {
     let person_id = if i == 0 {
@@ -57,7 +116,12 @@ pub fn registration(i: usize) -> Registration {
     };
     let (commune, departement) = PLACES[i % PLACES.len()];
     let sex = 1 + (i % 2);
-    let year = 1970 + (i * 7) % 36;
+    // A third are young (in the Missions Locales' 16-25 band), followed by a Mission Locale.
+    let year = if i % 3 == 0 {
+        2004
+    } else {
+        1970 + (i * 7) % 30
+    };
     let month = 1 + (i * 5) % 12;
     let birth = NaiveDate::from_ymd_opt(year as i32, month as u32, 1 + (i % 28) as u32)
         .unwrap_or(NaiveDate::MIN);

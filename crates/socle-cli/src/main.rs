@@ -525,23 +525,38 @@ async fn publisher(settings: &Settings) -> anyhow::Result<socle_ingest::Publishe
 
 async fn load_demo(settings: &Settings, count: usize, wait: Duration) -> anyhow::Result<()> {
     let publisher = publisher(settings).await?;
+    let codec = codec(settings)?;
+    let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+        .context("kafka producer")?;
+    let follow = socle_kafka::schemas::person_event("socle.person.FollowStarted")
+        .context("the FollowStarted contract is compiled in")?;
+    let topic = &settings.topics.persons;
     for i in 0..count {
+        let registration = demo::registration(i);
+        let person = registration.person_id;
         publisher
-            .register(demo::registration(i))
+            .register(registration)
             .await
             .with_context(|| format!("publishing demo person {i}"))?;
+        if let Some(value) = demo::follow_started(i, person) {
+            let payload = codec.encode_value(topic, follow, value).await?;
+            producer.send(topic, &person.to_string(), &payload).await?;
+        }
     }
-    println!(
-        "published {count} demo persons to {}",
-        settings.topics.persons
-    );
+    println!("published {count} demo persons to {topic} (a third followed by a Mission Locale, a third by Cap Emploi)");
     let pool = pool(settings).await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if socle_store::persons::get(&pool, demo::DEMO_PERSON)
-            .await?
-            .is_some()
-        {
+        let visible: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'eco_france_travail') \
+             AND EXISTS (SELECT 1 FROM projector.models WHERE schema_name = 'eco_france_travail')",
+        )
+        .fetch_one(&pool)
+        .await?
+            && socle_store::ecosystem::person_ids(&pool, "eco_france_travail")
+                .await?
+                .contains(&demo::DEMO_PERSON);
+        if visible {
             println!("demo person {} is readable", demo::DEMO_PERSON);
             return Ok(());
         }
