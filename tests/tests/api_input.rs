@@ -169,6 +169,27 @@ async fn bad_input_gets_a_clear_4xx_problem_never_a_500() {
         response.status()
     );
 
+    // Every refusal is in the trail, and what was typed in the path is not (it could be a name
+    // or a NIR): the resource of a malformed id is a placeholder.
+    let events =
+        socle_kafka::tail::TrailReader::open(&brokers(), &access, 1000, Duration::from_secs(10))
+            .await
+            .expect("trail opens")
+            .read_to_end(&codec(), Duration::from_secs(10))
+            .await
+            .expect("trail reads");
+    let invalid: Vec<_> = events
+        .iter()
+        .filter(|t| t.event.reason.as_deref() == Some("person.invalid_id"))
+        .collect();
+    assert_eq!(invalid.len(), 4, "each malformed id is traced");
+    assert!(invalid
+        .iter()
+        .all(|t| t.event.resource == "/persons/{invalid}"));
+    assert!(events
+        .iter()
+        .all(|t| !t.event.resource.contains("OR") && !t.event.resource.contains("99999")));
+
     api.shutdown.cancel();
     db.drop_db().await;
 }

@@ -170,7 +170,13 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Response {
     let raw = path.map(|Path(p)| p).unwrap_or_default();
-    let mut access = Access::new(&headers, "person.read", format!("/persons/{raw}"));
+    // Only a well-formed id goes into the trail: whatever else was typed in the path (a name, a
+    // NIR) could be personal data.
+    let resource = match Uuid::parse_str(&raw) {
+        Ok(id) => format!("/persons/{id}"),
+        Err(_) => "/persons/{invalid}".to_owned(),
+    };
+    let mut access = Access::new(&headers, "person.read", resource);
     let outcome = read_inner(&state, &headers, &raw, query, &mut access).await;
     access.finish(&state, "/persons/{id}", outcome).await
 }
