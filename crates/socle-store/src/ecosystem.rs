@@ -137,6 +137,21 @@ pub async fn ensure(tx: &mut Transaction<'_, Postgres>, model: &Model) -> Result
     for s in statements {
         sqlx::query(&s).execute(&mut **tx).await?;
     }
+    // Indexes for the searches the API offers, on the columns this model has.
+    for (column, expression) in [
+        ("identity_family_name", "lower(identity_family_name)"),
+        ("identity_given_name", "lower(identity_given_name)"),
+        ("identity_birth_date", "identity_birth_date"),
+        ("identity_nir", "identity_nir"),
+    ] {
+        if model.has(column) {
+            sqlx::query(&format!(
+                "CREATE INDEX IF NOT EXISTS persons_{column} ON {schema}.persons ({expression})"
+            ))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     sqlx::query(
         "INSERT INTO projector.models (schema_name, ecosystem, agreement_version, columns) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (schema_name) DO NOTHING",
@@ -299,7 +314,16 @@ pub struct Viewer {
     pub territories: Vec<String>,
 }
 
-async fn assume(tx: &mut Transaction<'_, Postgres>, model: &Model, viewer: &Viewer) -> Result<()> {
+/// Takes the model's role and the viewer's organisation and territories for the rest of `tx`,
+/// so that row-level security applies to everything `tx` reads in the model.
+///
+/// # Errors
+/// [`Error::Database`], [`Error::BadIdentifier`].
+pub async fn assume(
+    tx: &mut Transaction<'_, Postgres>,
+    model: &Model,
+    viewer: &Viewer,
+) -> Result<()> {
     let role = ident(&model.role)?;
     sqlx::query(&format!("SET LOCAL ROLE {role}"))
         .execute(&mut **tx)
