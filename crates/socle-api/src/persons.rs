@@ -98,21 +98,10 @@ async fn as_ecosystem(
     date: Option<NaiveDate>,
     limit: i64,
 ) -> Result<Vec<Map<String, Value>>, Problem> {
-    let role = socle_store::ident(&eco.model.role).map_err(|e| store_problem(&e))?;
     let mut tx = state.pool.begin().await.map_err(|e| store_problem(&e))?;
-    sqlx::query(&format!("SET LOCAL ROLE {role}"))
-        .execute(&mut *tx)
+    socle_store::ecosystem::assume(&mut tx, &eco.model, viewer)
         .await
         .map_err(|e| store_problem(&e))?;
-    sqlx::query(
-        "SELECT set_config('socle.organisation', $1, true), \
-         set_config('socle.territories', $2, true)",
-    )
-    .bind(&viewer.organisation)
-    .bind(viewer.territories.join(","))
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| store_problem(&e))?;
     let mut query = sqlx::query_scalar::<_, Value>(sql);
     for t in texts {
         query = query.bind(t);
