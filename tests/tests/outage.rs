@@ -35,11 +35,7 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
         .expect("published");
     let projector = start_projector(&db, &persons, &unique("it-group"));
     eventually(Duration::from_secs(30), "projected", || async {
-        socle_store::persons::get(&db.pool, person_id)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
+        in_model(&db, "france-travail", person_id).await
     })
     .await;
     projector.shutdown.cancel();

@@ -24,13 +24,7 @@ async fn a_registered_person_is_readable_and_the_read_is_in_the_trail() {
     eventually(
         Duration::from_secs(30),
         "the person is projected",
-        || async {
-            socle_store::persons::get(&db.pool, person_id)
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-        },
+        || async { in_model(&db, "france-travail", person_id).await },
     )
     .await;
 

@@ -302,10 +302,7 @@ async fn project_batch(
         .into_iter()
         .collect();
     let keys = socle_store::keys::find_many(pool, &touched).await?;
-    let legacy = materialize::refresh(&mut tx, models, &keys, &touched).await?;
-    if !legacy.is_empty() && models.layout == Layout::live() {
-        socle_store::persons::upsert(&mut tx, &legacy).await?;
-    }
+    materialize::refresh(&mut tx, models, &keys, &touched).await?;
     socle_store::offsets::reject(&mut tx, &config.group, &config.topic, &rejected).await?;
     let advanced: Vec<(i32, i64)> = next
         .iter()

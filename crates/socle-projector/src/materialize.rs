@@ -11,7 +11,6 @@ use socle_kafka::pii::{open_identity, open_value};
 use socle_kafka::schemas::{PERSON_CONTACT, PERSON_HEALTH, SEALED};
 use socle_store::core::{CoreState, Val};
 use socle_store::ecosystem::{Link, Model};
-use socle_store::persons::PersonRow;
 use sqlx::{Postgres, Transaction};
 use tracing::warn;
 use uuid::Uuid;
@@ -243,9 +242,6 @@ fn open(state: &CoreState, key: Option<&DataKey>) -> Opened {
 
 /// Recomputes every model's rows and links for `persons` from the core state.
 ///
-/// Returns the rows of the transitional `readmodel.persons` table (the registered persons whose
-/// identity opened), which the API reads until it reads the ecosystem models.
-///
 /// # Errors
 /// Database errors.
 pub async fn refresh(
@@ -253,9 +249,9 @@ pub async fn refresh(
     models: &Models,
     keys: &HashMap<Uuid, DataKey>,
     persons: &[Uuid],
-) -> Result<Vec<PersonRow>> {
+) -> Result<()> {
     if persons.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let states = socle_store::core::load(tx, &models.layout.core, persons).await?;
     let opened: Vec<(Uuid, &CoreState, Opened)> = persons
@@ -287,37 +283,7 @@ pub async fn refresh(
         socle_store::ecosystem::set_links(tx, model, &in_ids, &links).await?;
         socle_store::ecosystem::remove(tx, model, &out).await?;
     }
-    Ok(opened
-        .iter()
-        .filter_map(|(_, state, o)| legacy_row(state, o))
-        .collect())
-}
-
-fn legacy_row(state: &CoreState, o: &Opened) -> Option<PersonRow> {
-    let text = |f: Field| match o.values.get(&f) {
-        Some(Val::Text(t)) => t.clone(),
-        _ => None,
-    };
-    let date = |f: Field| match o.values.get(&f) {
-        Some(Val::Date(d)) => *d,
-        _ => None,
-    };
-    Some(PersonRow {
-        person_id: state.person_id,
-        operator: state.registration_operator.clone()?,
-        registering_organisation: state.registration_organisation.clone()?,
-        registered_on: state.registration_date?,
-        commune: state.residence_commune.clone()?,
-        departement: state.residence_departement.clone()?,
-        nir: text(Field::IdentityNir),
-        family_name: text(Field::IdentityFamilyName)?,
-        given_name: text(Field::IdentityGivenName)?,
-        birth_date: date(Field::IdentityBirthDate)?,
-        email: text(Field::ContactEmail),
-        phone: text(Field::ContactPhone),
-        last_event_id: state.last_event_id?,
-        occurred_at: state.last_occurred_at?,
-    })
+    Ok(())
 }
 
 fn links_for(agreement: &Agreement, state: &CoreState) -> Vec<Link> {

@@ -155,6 +155,16 @@ pub fn projector_config(topic: &str, group: &str) -> socle_projector::ProjectorC
     }
 }
 
+/// Whether `person` is in the `eco_<ecosystem>` model of the test database (false while the
+/// projector has not created it yet).
+pub async fn in_model(db: &TestDb, ecosystem: &str, person: Uuid) -> bool {
+    let schema = format!("eco_{}", ecosystem.replace('-', "_"));
+    socle_store::ecosystem::person_ids(&db.pool, &schema)
+        .await
+        .map(|ids| ids.contains(&person))
+        .unwrap_or(false)
+}
+
 /// The agreements shipped in `deploy/agreements/`.
 pub fn agreements() -> socle_agreements::Agreements {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agreements");
