@@ -9,6 +9,7 @@
 //! scope: the caller's caseload, as a SQL condition (`persons`). See `docs/api.md`.
 
 pub mod access;
+pub mod commands;
 mod health;
 pub mod metrics;
 pub mod models;
@@ -19,7 +20,7 @@ mod problem;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use socle_auth::Verifier;
 use socle_kafka::{AccessTrail, Codec};
@@ -106,6 +107,13 @@ pub fn router(state: AppState) -> Router {
         .route("/persons", get(persons::search))
         .route("/persons/{id}", get(persons::read))
         .route("/persons/by-nir/{nir}", get(persons::lookup_nir))
+        .route("/persons/{id}/contact", post(commands::contact))
+        .route("/persons/{id}/prescriptions", post(commands::prescribe))
+        .route("/persons/{id}/follows", post(commands::follow_start))
+        .route(
+            "/persons/{id}/follows/{follow_id}/end",
+            post(commands::follow_end),
+        )
         .route("/caseload", get(persons::caseload))
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(health::health))

@@ -400,6 +400,12 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
             }
         }
     });
+    // Write commands go to the same ingress topics `socle ingest` reads.
+    socle_api::commands::configure(socle_api::commands::IngressTopics {
+        france_travail: settings.ingest.france_travail_topic.clone(),
+        cap_emploi: settings.ingest.cap_emploi_topic.clone(),
+        missions_locales: settings.ingest.missions_locales_topic.clone(),
+    });
     let state = socle_api::AppState {
         pool,
         trail,

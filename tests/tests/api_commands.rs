@@ -1,0 +1,288 @@
+//! Write commands on the real services: a command is published on the operator's ingress
+//! topic in its ingress contract (decoded back here), with the event id the API answered; bad
+//! bodies are refused with a problem and publish nothing; outside the caseload is refused and
+//! traced; without a multi-factor session, a step-up.
+
+mod api_support;
+
+use std::time::Duration;
+
+use api_support::*;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use socle_ingest::ingress::Ingress;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+const CE: &str = "cap-emploi";
+const CE_ORG: &str = "90000100900019";
+const ACTIONS: [&str; 2] = ["person.read", "person.write"];
+
+/// One random ingress topic for every operator, for the whole test binary (the API's ingress
+/// topics are process-wide); each test finds its own messages by event id.
+static INGRESS: OnceCell<String> = OnceCell::const_new();
+
+async fn ingress_topic() -> String {
+    INGRESS
+        .get_or_init(|| async {
+            let t = random_topic("it-ingress").await;
+            socle_api::commands::configure(socle_api::commands::IngressTopics {
+                france_travail: t.clone(),
+                cap_emploi: t.clone(),
+                missions_locales: t.clone(),
+            });
+            t
+        })
+        .await
+        .clone()
+}
+
+/// Every message on the ingress topic, decoded to its ingress contract.
+async fn ingress_messages(topic: &str) -> Vec<(String, Ingress)> {
+    let consumer: StreamConsumer = socle_kafka::client_config(&brokers())
+        .set("group.id", format!("it-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("offset");
+    consumer.assign(&tpl).expect("assign");
+    let codec = codec();
+    let mut out = Vec::new();
+    while i64::try_from(out.len()).unwrap_or(0) < high {
+        let m = tokio::time::timeout(Duration::from_secs(15), consumer.recv())
+            .await
+            .expect("message within 15 s")
+            .expect("message");
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        let decoded = codec
+            .decode(m.payload().unwrap_or_default())
+            .await
+            .expect("decodes");
+        let reader = socle_ingest::decode::reader_for(&decoded.name).expect("an ingress contract");
+        let msg = socle_ingest::decode::typed(reader, decoded.value).expect("typed");
+        out.push((key, msg));
+    }
+    out
+}
+
+async fn setup(
+    series: u32,
+) -> (
+    sqlx::PgPool,
+    String,
+    String,
+    RunningApi,
+    Vec<socle_store::persons::PersonRow>,
+) {
+    let topic = ingress_topic().await;
+    let (pool, db) = fresh_db().await;
+    let access = random_topic("it-access").await;
+    let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
+    let people = seed(&pool, CE, CE_ORG, "Lambert", series, 2).await;
+    grant_until(
+        &pool,
+        USER,
+        CE_ORG,
+        CE,
+        &ACTIONS,
+        "accompagnement",
+        chrono::Utc::now() + chrono::Duration::days(1),
+    )
+    .await;
+    let _ = topic;
+    (pool, db, access, api, people)
+}
+
+async fn post(api: &RunningApi, path: &str, token: &str, body: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}{path}", api.base))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_are_published_in_the_ingress_contract() {
+    let (pool, db, access, api, people) = setup(7).await;
+    let topic = ingress_topic().await;
+    let token = api.token(USER, CE_ORG, CE, true);
+    let p = people[0].person_id;
+    let mut answered = Vec::new();
+    for (path, body) in [
+        (
+            format!("/persons/{p}/contact"),
+            r#"{"commune":"75056","departement":"75","email":"a@example.org","postal_code":"75011"}"#
+                .to_owned(),
+        ),
+        (
+            format!("/persons/{p}/prescriptions"),
+            r#"{"service_id":"svc-1","structure_id":"str-1","thematiques":["mobilite"]}"#.to_owned(),
+        ),
+        (
+            format!("/persons/{p}/follows"),
+            r#"{"activity":"accompagnement-global","territory":"75","purpose":"accompagnement"}"#
+                .to_owned(),
+        ),
+        (
+            format!("/persons/{p}/follows/{}/end", Uuid::now_v7()),
+            r#"{"reason_code":"parcours-termine"}"#.to_owned(),
+        ),
+    ] {
+        let r = post(&api, &path, &token, &body).await;
+        assert_eq!(r.status(), 202, "{path}");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["status"], "accepted");
+        let id = Uuid::parse_str(v["event_id"].as_str().expect("event_id")).expect("uuid");
+        assert_eq!(id.get_version_num(), 7);
+        answered.push(id);
+    }
+    let messages = ingress_messages(&topic).await;
+    let mine: Vec<&(String, Ingress)> = messages
+        .iter()
+        .filter(|(_, m)| answered.contains(&m.submission().event_id))
+        .collect();
+    assert_eq!(mine.len(), 4, "every command is on the ingress topic");
+    for (key, m) in &mine {
+        let s = m.submission();
+        assert_eq!(key, &s.operator_person_ref, "the key is the person ref");
+        assert_eq!(s.person_id, Some(p));
+        assert_eq!(s.producer_organisation, CE_ORG);
+        assert_eq!(s.actor.as_deref(), Some(USER));
+    }
+    assert!(
+        matches!(&mine[0].1, Ingress::ContactUpdated(c) if c.commune == "75056" && c.contact.email.as_deref() == Some("a@example.org"))
+    );
+    assert!(
+        matches!(&mine[1].1, Ingress::ServicePrescribed(c) if c.service_id == "svc-1" && c.prescriber_organisation == CE_ORG)
+    );
+    assert!(
+        matches!(&mine[2].1, Ingress::FollowStarted(c) if c.ecosystem == "cap-emploi" && c.organisation == CE_ORG)
+    );
+    assert!(matches!(&mine[3].1, Ingress::FollowEnded(c) if c.organisation == CE_ORG));
+    // Every command is in the trail, allowed, with the person.
+    let events = trail(&access).await;
+    for command in ["contact", "prescriptions", "follows", "end"] {
+        assert!(
+            events.iter().any(|e| e.action == "person.write"
+                && e.resource.ends_with(command)
+                && e.decision == socle_domain::Decision::Allow
+                && e.person_ids == vec![p.to_string()]),
+            "{command} traced"
+        );
+    }
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_bodies_refusals_and_step_up_publish_nothing() {
+    let (pool, db, access, api, people) = setup(8).await;
+    let topic = ingress_topic().await;
+    let token = api.token(USER, CE_ORG, CE, true);
+    let p = people[0].person_id;
+    let contact = format!("/persons/{p}/contact");
+    let big = format!(
+        r#"{{"commune":"75056","departement":"75","address_line":"{}"}}"#,
+        "x".repeat(10_000)
+    );
+    for (path, body, code) in [
+        (
+            contact.clone(),
+            r#"{"commune":"75056","departement":"75","nir":"1"}"#.to_owned(),
+            "request.unknown_field",
+        ),
+        (
+            contact.clone(),
+            r#"{"commune":"7505","departement":"75"}"#.to_owned(),
+            "command.invalid_field",
+        ),
+        (
+            format!("/persons/{p}/prescriptions"),
+            r#"{"service_id":"s","structure_id":"t","structure_siret":"12345678901234"}"#
+                .to_owned(),
+            "command.invalid_field",
+        ),
+        (
+            "/persons/not-a-uuid/contact".to_owned(),
+            r#"{"commune":"75056","departement":"75"}"#.to_owned(),
+            "person.invalid_id",
+        ),
+        (contact.clone(), big, "request.body_too_large"),
+        (
+            contact.clone(),
+            "{not json".to_owned(),
+            "request.invalid_json",
+        ),
+    ] {
+        let r = post(&api, &path, &token, &body).await;
+        assert_eq!(r.status(), 400, "{path} {code}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["code"], code);
+    }
+    // A person the organisation does not follow.
+    let stranger = Uuid::now_v7();
+    let r = post(
+        &api,
+        &format!("/persons/{stranger}/contact"),
+        &token,
+        r#"{"commune":"75056","departement":"75"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["code"], "scope.outside_caseload");
+    // Without a multi-factor session: step-up.
+    let weak = api.token(USER, CE_ORG, CE, false);
+    let r = post(
+        &api,
+        &contact,
+        &weak,
+        r#"{"commune":"75056","departement":"75"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap_or_default()
+        .contains("insufficient_user_authentication"));
+    // A partner has no write path.
+    let partner = api.token(USER, CE_ORG, "partenaires", true);
+    let r = post(
+        &api,
+        &format!("/persons/{p}/follows"),
+        &partner,
+        r#"{"activity":"a","territory":"75","purpose":"accompagnement"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let ours = [Some(p), Some(stranger)];
+    assert!(
+        !ingress_messages(&topic)
+            .await
+            .iter()
+            .any(|(_, m)| ours.contains(&m.submission().person_id)),
+        "nothing published"
+    );
+    let events = trail(&access).await;
+    assert!(
+        events.iter().any(|e| e.action == "person.write"
+            && e.decision == socle_domain::Decision::Deny
+            && e.reason.as_deref() == Some("scope.outside_caseload")
+            && e.resource == format!("/persons/{stranger}/contact")),
+        "the refusal is traced"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("auth.mfa_required")));
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
