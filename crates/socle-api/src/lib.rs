@@ -16,6 +16,7 @@ pub mod models;
 mod openapi;
 mod persons;
 mod problem;
+pub mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +116,7 @@ pub fn router(state: AppState) -> Router {
             post(commands::follow_end),
         )
         .route("/caseload", get(persons::caseload))
+        .route("/services", get(services::list))
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))

@@ -73,6 +73,7 @@ impl Modify for Bearer {
         crate::commands::prescribe,
         crate::commands::follow_start,
         crate::commands::follow_end,
+        crate::services::list,
     ),
     components(schemas(ProblemDoc, PersonDoc, PageDoc)),
     modifiers(&Bearer),

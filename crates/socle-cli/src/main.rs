@@ -7,6 +7,7 @@ mod dev;
 mod feed;
 mod habilitations;
 mod ingest;
+mod reference;
 mod replay;
 mod schemas;
 mod seal;
@@ -94,6 +95,11 @@ enum Command {
     Detect {
         #[command(subcommand)]
         command: detect::DetectCommand,
+    },
+    /// Reference data: load the data·inclusion services catalogue.
+    Reference {
+        #[command(subcommand)]
+        command: reference::ReferenceCommand,
     },
 }
 
@@ -240,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => audit::run(&settings, command, shutdown).await,
         Command::Seal { command } => seal::run(&settings, command, shutdown).await,
         Command::Detect { command } => detect::run(&settings, command, shutdown).await,
+        Command::Reference { command } => reference::run(&settings, command, shutdown).await,
     }
 }
 

@@ -1,0 +1,281 @@
+//! `socle reference load`: the data·inclusion services into the catalogue the API serves.
+//!
+//! Each service is published on the reference topic as `socle.reference.ServicePublished`
+//! (`schemas/reference/ServicePublished.avsc`, keyed `service:<id>`, acks=all) and written into
+//! `reference.services` (PostgreSQL), which `GET /services` reads. The input is a data·inclusion
+//! API answer (`{"items": [...]}`), a JSON array of services, or the snapshot's sample file
+//! (`sample_responses_from_snapshot.json`, whose services are under `test_list_services_all`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use chrono::{NaiveDate, Utc};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use socle_domain::Envelope;
+use socle_kafka::schemas::Contract;
+use socle_kafka::EventProducer;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Load data·inclusion services: publish them on the reference topic and write the catalogue.
+    Load {
+        /// data·inclusion services (API answer, array, or the snapshot's sample file).
+        #[arg(
+            long,
+            default_value = "/work/shared/data/data-inclusion-api/sample_responses_from_snapshot.json"
+        )]
+        file: PathBuf,
+        /// The reference topic.
+        #[arg(long, default_value = "socle.reference")]
+        topic: String,
+        /// `reference_version` of this load (default: today's date).
+        #[arg(long)]
+        version: Option<String>,
+        /// SIRET of the organisation that publishes the reference data.
+        #[arg(long, default_value = "13002526500013")]
+        organisation: String,
+        /// Only write the catalogue table, publish nothing.
+        #[arg(long)]
+        no_publish: bool,
+    },
+}
+
+/// The services of a data·inclusion document.
+fn services(doc: Value) -> anyhow::Result<Vec<Value>> {
+    let items = match doc {
+        Value::Array(a) => a,
+        Value::Object(mut o) => {
+            if let Some(Value::Object(mut s)) = o.remove("test_list_services_all") {
+                s.remove("items")
+            } else {
+                o.remove("items")
+            }
+            .and_then(|v| match v {
+                Value::Array(a) => Some(a),
+                _ => None,
+            })
+            .context("no services: expected {\"items\": [...]} or an array")?
+        }
+        _ => bail!("no services: expected {{\"items\": [...]}} or an array"),
+    };
+    Ok(items)
+}
+
+/// A data·inclusion service, as read from the API (names as in data·inclusion v1).
+#[derive(Debug, Deserialize)]
+struct DiService {
+    id: String,
+    source: String,
+    structure_id: String,
+    nom: String,
+    #[serde(default)]
+    description: Option<String>,
+    date_maj: NaiveDate,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    thematiques: Option<Vec<String>>,
+    frais: Option<String>,
+    frais_precisions: Option<String>,
+    #[serde(default)]
+    publics: Option<Vec<String>>,
+    publics_precisions: Option<String>,
+    conditions_acces: Option<String>,
+    #[serde(default)]
+    modes_accueil: Option<Vec<String>>,
+    #[serde(default)]
+    modes_mobilisation: Option<Vec<String>>,
+    #[serde(default)]
+    mobilisable_par: Option<Vec<String>>,
+    mobilisation_precisions: Option<String>,
+    lien_mobilisation: Option<String>,
+    #[serde(default)]
+    zone_eligibilite: Option<Vec<String>>,
+    nombre_semaines: Option<i32>,
+    volume_horaire_hebdomadaire: Option<f64>,
+    horaires_accueil: Option<String>,
+    adresse: Option<String>,
+    complement_adresse: Option<String>,
+    code_postal: Option<String>,
+    code_insee: Option<String>,
+    commune: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    telephone: Option<String>,
+    courriel: Option<String>,
+    contact_nom_prenom: Option<String>,
+    lien_source: Option<String>,
+}
+
+/// `socle.reference.ServicePublished`, field for field.
+#[derive(Debug, Serialize)]
+struct ServicePublished {
+    envelope: Envelope,
+    reference_version: String,
+    id: String,
+    source: String,
+    structure_id: String,
+    nom: String,
+    description: String,
+    date_maj: i32,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    thematiques: Vec<String>,
+    frais: Option<String>,
+    frais_precisions: Option<String>,
+    publics: Vec<String>,
+    publics_precisions: Option<String>,
+    conditions_acces: Option<String>,
+    modes_accueil: Vec<String>,
+    modes_mobilisation: Vec<String>,
+    mobilisable_par: Vec<String>,
+    mobilisation_precisions: Option<String>,
+    lien_mobilisation: Option<String>,
+    zone_eligibilite: Vec<String>,
+    nombre_semaines: Option<i32>,
+    volume_horaire_hebdomadaire: Option<f64>,
+    horaires_accueil: Option<String>,
+    adresse: Option<String>,
+    complement_adresse: Option<String>,
+    code_postal: Option<String>,
+    code_insee: Option<String>,
+    commune: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    telephone: Option<String>,
+    courriel: Option<String>,
+    contact_nom_prenom: Option<String>,
+    lien_source: Option<String>,
+}
+
+fn published(s: DiService, version: &str, organisation: &str) -> ServicePublished {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    ServicePublished {
+        envelope: Envelope::new(organisation.to_owned(), Utc::now()),
+        reference_version: version.to_owned(),
+        id: s.id,
+        source: s.source,
+        structure_id: s.structure_id,
+        nom: s.nom,
+        description: s.description.unwrap_or_default(),
+        date_maj: i32::try_from((s.date_maj - epoch).num_days()).unwrap_or(0),
+        kind: s.kind,
+        thematiques: s.thematiques.unwrap_or_default(),
+        frais: s.frais,
+        frais_precisions: s.frais_precisions,
+        publics: s.publics.unwrap_or_default(),
+        publics_precisions: s.publics_precisions,
+        conditions_acces: s.conditions_acces,
+        modes_accueil: s.modes_accueil.unwrap_or_default(),
+        modes_mobilisation: s.modes_mobilisation.unwrap_or_default(),
+        mobilisable_par: s.mobilisable_par.unwrap_or_default(),
+        mobilisation_precisions: s.mobilisation_precisions,
+        lien_mobilisation: s.lien_mobilisation,
+        zone_eligibilite: s.zone_eligibilite.unwrap_or_default(),
+        nombre_semaines: s.nombre_semaines,
+        volume_horaire_hebdomadaire: s.volume_horaire_hebdomadaire,
+        horaires_accueil: s.horaires_accueil,
+        adresse: s.adresse,
+        complement_adresse: s.complement_adresse,
+        code_postal: s.code_postal,
+        code_insee: s.code_insee,
+        commune: s.commune,
+        latitude: s.latitude,
+        longitude: s.longitude,
+        telephone: s.telephone,
+        courriel: s.courriel,
+        contact_nom_prenom: s.contact_nom_prenom,
+        lien_source: s.lien_source,
+    }
+}
+
+pub async fn run(
+    settings: &Settings,
+    cmd: ReferenceCommand,
+    _shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let ReferenceCommand::Load {
+        file,
+        topic,
+        version,
+        organisation,
+        no_publish,
+    } = cmd;
+    socle_domain::validate::Siret::parse(&organisation)
+        .map_err(|e| anyhow::anyhow!("--organisation: {e}"))?;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let items = services(doc)?;
+    let version = version.unwrap_or_else(|| Utc::now().date_naive().to_string());
+    // Every service is checked before anything is published or written.
+    let typed = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value::<DiService>(v.clone())
+                .with_context(|| format!("service #{i} is not a data·inclusion service"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !no_publish {
+        let contract = Contract {
+            name: "socle.reference.ServicePublished",
+            raw: include_str!("../../../schemas/reference/ServicePublished.avsc"),
+            schema: apache_avro::Schema::parse_str(include_str!(
+                "../../../schemas/reference/ServicePublished.avsc"
+            ))
+            .context("ServicePublished.avsc")?,
+        };
+        let codec = crate::codec(settings)?;
+        let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
+            .context("kafka producer")?;
+        for s in typed {
+            let key = format!("service:{}", s.id);
+            let event = published(s, &version, &organisation);
+            let payload = codec
+                .encode(&topic, &contract, &event)
+                .await
+                .with_context(|| format!("encoding {key}"))?;
+            producer
+                .send(&topic, &key, &payload)
+                .await
+                .with_context(|| format!("publishing {key} on {topic}"))?;
+        }
+        println!("published {} services on {topic}", items.len());
+    }
+    let pool = crate::pool(settings).await?;
+    let n = socle_api::services::upsert(&pool, &items).await?;
+    println!("catalogue: {n} services in reference.services");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_found_in_each_accepted_shape() {
+        let one = serde_json::json!({"id": "a"});
+        assert_eq!(services(serde_json::json!([one.clone()])).unwrap().len(), 1);
+        assert_eq!(
+            services(serde_json::json!({"items": [one.clone()]}))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            services(serde_json::json!({"test_list_services_all": {"items": [one]}}))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(services(serde_json::json!({"nothing": 1})).is_err());
+        assert!(services(serde_json::json!("x")).is_err());
+    }
+}
