@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = socle_store::connect(&url, 32).await?;
     socle_store::migrate(&pool).await?;
     socle_policy::migrate(&pool).await?;
+    socle_detect::migrate(&pool).await?;
 
     let agreements =
         socle_agreements::Agreements::load_dir(std::path::Path::new("deploy/agreements"))?;
@@ -221,6 +222,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         access: Arc::new(access),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&entries)),
+        sanctions: Arc::new(socle_detect::SanctionGuard::new(
+            pool.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        )),
     };
     let settings = || {
         socle_api::AccessSettings::new(

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use socle_auth::Identity;
+use socle_detect::Verdict;
 use socle_domain::{AccessEvent, Decision, Envelope};
 use socle_policy::Facts;
 use tracing::{error, warn};
@@ -96,6 +97,25 @@ impl Access {
         let token = bearer(headers).map_err(auth_problem)?;
         let identity = state.verifier.verify(token).await.map_err(auth_problem)?;
         self.identity = Some(identity.clone());
+        // Sanctions from the detector (docs/audit.md): suspended, step-up required, throttled.
+        // Fail closed: if they cannot be read, nothing is answered.
+        let mfa_at = identity
+            .authenticated_at
+            .filter(|_| identity.mfa)
+            .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0));
+        match state.sanctions.check(&identity.subject, mfa_at).await {
+            Ok(Verdict::Allow) => {}
+            Ok(verdict) => return Err(sanction_problem(&verdict, state)),
+            Err(e) => {
+                warn!(error = %e, "cannot read sanctions");
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sanctions.unavailable",
+                    "Sanctions unavailable",
+                    "whether this account is suspended cannot be checked right now; retry later",
+                ));
+            }
+        }
         Ok(identity)
     }
 
@@ -318,6 +338,35 @@ fn auth_problem(e: socle_auth::Error) -> Problem {
         e.to_string(),
     )
     .with_www_authenticate(www)
+}
+
+/// The problem for a sanction in force against the caller.
+fn sanction_problem(verdict: &Verdict, state: &AppState) -> Problem {
+    match verdict {
+        Verdict::RequireMfa { .. } => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.mfa_step_up",
+            "New multi-factor authentication required",
+            "unusual activity was detected on this account: authenticate again with a second factor",
+        )
+        .with_www_authenticate(format!(
+            "Bearer realm=\"socle\", error=\"insufficient_user_authentication\", \
+             error_description=\"a new multi-factor authentication is required\", acr_values=\"{}\"",
+            state.access.step_up_acr
+        )),
+        Verdict::Throttled { .. } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "actor.throttled",
+            "Throttled",
+            "unusual activity was detected on this account: requests are slowed down",
+        ),
+        _ => Problem::new(
+            StatusCode::FORBIDDEN,
+            "actor.suspended",
+            "Account suspended",
+            "this account is suspended pending review after unusual activity",
+        ),
+    }
 }
 
 /// The problem for a refusal code from the policies.

@@ -44,6 +44,8 @@ pub struct AppState {
     pub access: Arc<AccessSettings>,
     pub nir_limiter: Arc<persons::NirLimiter>,
     pub ecosystems: Arc<models::Ecosystems>,
+    /// Sanctions imposed by the detector (suspension, step-up, throttling), checked per request.
+    pub sanctions: Arc<socle_detect::SanctionGuard>,
 }
 
 /// Access rules that are configuration rather than policy.

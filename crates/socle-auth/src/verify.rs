@@ -44,6 +44,9 @@ pub struct Identity {
     pub client: bool,
     /// `exp`, seconds since the epoch.
     pub expires_at: i64,
+    /// When the user authenticated (`auth_time`, else the token's `iat`), seconds since the
+    /// epoch: a sanction that demands a new MFA step is satisfied only by a later one.
+    pub authenticated_at: Option<i64>,
 }
 
 impl Identity {
@@ -69,6 +72,9 @@ struct Claims {
     #[serde(default)]
     amr: Vec<String>,
     client_id: Option<String>,
+    /// OIDC `auth_time`: when the user last authenticated (with the factors of `amr`/`acr`).
+    auth_time: Option<i64>,
+    iat: Option<i64>,
 }
 
 type Keys = HashMap<String, (DecodingKey, Algorithm)>;
@@ -255,6 +261,7 @@ fn identity(claims: Claims, mfa_acr_values: &[String]) -> Result<Identity> {
         mfa,
         client,
         expires_at: claims.exp,
+        authenticated_at: claims.auth_time.or(claims.iat),
     })
 }
 
@@ -275,6 +282,8 @@ mod tests {
             acr: acr.map(str::to_owned),
             amr: amr.iter().map(|s| (*s).to_owned()).collect(),
             client_id: client_id.map(str::to_owned),
+            auth_time: None,
+            iat: Some(1),
         }
     }
 

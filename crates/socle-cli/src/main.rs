@@ -413,6 +413,11 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         cap_emploi: settings.ingest.cap_emploi_topic.clone(),
         missions_locales: settings.ingest.missions_locales_topic.clone(),
     });
+    // The detector's sanctions table, read per request (cached briefly) to honour suspensions.
+    socle_detect::migrate(&pool)
+        .await
+        .context("migrating the detector's tables")?;
+    let sanctions_pool = pool.clone();
     let state = socle_api::AppState {
         pool,
         trail,
@@ -428,6 +433,11 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         )),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
+        sanctions: Arc::new(socle_detect::SanctionGuard::new(
+            sanctions_pool,
+            Duration::from_millis(settings.detect.guard_ttl_ms),
+            Duration::from_millis(settings.detect.rules.throttle_interval_ms),
+        )),
     };
     let listener = tokio::net::TcpListener::bind(settings.api.listen)
         .await

@@ -106,6 +106,9 @@ pub async fn start_api(
     socle_policy::migrate(pool)
         .await
         .expect("habilitations migrated");
+    socle_detect::migrate(pool)
+        .await
+        .expect("detector tables migrated");
     let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -164,6 +167,11 @@ pub async fn start_api(
         )),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
+        sanctions: Arc::new(socle_detect::SanctionGuard::new(
+            pool.clone(),
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_millis(2000),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
