@@ -81,7 +81,6 @@ async fn the_2024_extraction_pattern_is_suspended_within_a_few_hundred_reads() {
     let colleague = "cap.emploi.advisor.normal";
 
     let started = Instant::now();
-    let mut reads = 0usize;
     let mut suspended = None;
     for n in 0..5000 {
         assert!(
@@ -92,7 +91,8 @@ async fn the_2024_extraction_pattern_is_suspended_within_a_few_hundred_reads() {
         match guard.check(thief, None).await.expect("sanctions readable") {
             Verdict::Allow => {}
             Verdict::Suspended { reason, .. } => {
-                suspended = Some((reads, started.elapsed(), reason));
+                // Every iteration reads once: `n` reads were made before this check.
+                suspended = Some((n, started.elapsed(), reason));
                 break;
             }
             other => panic!("unexpected verdict {other:?}"),
@@ -101,7 +101,6 @@ async fn the_2024_extraction_pattern_is_suspended_within_a_few_hundred_reads() {
             .record(&read(thief, n))
             .await
             .expect("access event appended");
-        reads += 1;
         if n % 50 == 0 {
             let mut e = read(colleague, n % 3);
             e.person_ids = vec![format!("caseload-{}", n % 3)];

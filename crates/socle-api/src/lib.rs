@@ -9,6 +9,7 @@
 //! scope: the caller's caseload, as a SQL condition (`persons`). See `docs/api.md`.
 
 pub mod access;
+pub mod audit;
 pub mod commands;
 mod health;
 pub mod metrics;
@@ -125,7 +126,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(audit::routes(state))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.

@@ -417,6 +417,10 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
     socle_detect::migrate(&pool)
         .await
         .context("migrating the detector's tables")?;
+    // The audit store, which the auditors' endpoints read.
+    socle_audit::migrate(&pool)
+        .await
+        .context("migrating the audit store")?;
     let sanctions_pool = pool.clone();
     let state = socle_api::AppState {
         pool,

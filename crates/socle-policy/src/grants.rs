@@ -76,6 +76,8 @@ pub const ACTIONS: &[&str] = &[
     "person.write",
     "caseload.list",
     "services.list",
+    // Querying the audit store (auditors, DPOs, fraud investigators; docs/audit.md).
+    "audit.query",
 ];
 
 impl HabilitationGranted {

@@ -109,6 +109,9 @@ pub async fn start_api(
     socle_detect::migrate(pool)
         .await
         .expect("detector tables migrated");
+    socle_audit::migrate(pool)
+        .await
+        .expect("audit store migrated");
     let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");

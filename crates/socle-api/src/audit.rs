@@ -1,0 +1,49 @@
+//! The auditors' endpoints (`socle_audit::http`), behind the API's authentication: the token is
+//! verified and the detector's sanctions checked as for any request, then the caller is passed
+//! to the audit routes as an `Auditor` — an auditor when a multi-factor session holds a grant in
+//! force for `audit.query`. The audit routes record every query (and every refusal) in the trail.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use socle_audit::http::{AuditState, Auditor};
+
+use crate::access::{in_force, Access};
+use crate::AppState;
+
+/// The action a grant must name for its holder to query the audit store.
+pub const AUDIT_ACTION: &str = "audit.query";
+
+/// The audit routes, with the API's authentication in front.
+pub fn routes(state: AppState) -> Router {
+    socle_audit::http::router(AuditState {
+        pool: state.pool.clone(),
+        trail: state.trail.clone(),
+    })
+    .layer(axum::middleware::from_fn_with_state(state, identify))
+}
+
+async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let headers = request.headers().clone();
+    let mut access = Access::new(&headers, AUDIT_ACTION, request.uri().path().to_owned());
+    match access.authenticate(&state, &headers).await {
+        Ok(identity) => {
+            let granted = in_force(&state, &identity, AUDIT_ACTION, None)
+                .await
+                .map(|grants| !grants.is_empty());
+            let is_auditor = match granted {
+                Ok(g) => g && identity.mfa,
+                Err(problem) => return access.finish(&state, "/audit", Err(problem)).await,
+            };
+            request.extensions_mut().insert(Auditor {
+                user: identity.subject.clone(),
+                organisation: identity.organisation.clone(),
+                auth_strength: identity.auth_strength().to_owned(),
+                is_auditor,
+            });
+            next.run(request).await
+        }
+        Err(problem) => access.finish(&state, "/audit", Err(problem)).await,
+    }
+}
