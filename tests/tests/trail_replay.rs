@@ -108,6 +108,84 @@ async fn a_past_access_is_replayed_with_the_grants_in_force_then() {
     );
     assert!(!r.policy_version_matches);
 
+    // The rules in force then: a decision taken under an older policy version is replayed with
+    // that version's archived texts, not with today's files.
+    let text = std::fs::read_to_string("../policies/access.cedar").expect("policy file");
+    let old_text = text
+        .lines()
+        .map(|l| {
+            if l.trim().starts_with("// version:") {
+                "// version: 2025.1-archived".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let old_engine = socle_policy::Engine::from_texts(&[("access.cedar".into(), old_text)])
+        .expect("old policies build");
+    old_engine.archive(&db.pool).await.expect("archived");
+    // The caseload as it was: this organisation followed `followed` from yesterday.
+    let models = socle_projector::Models::new(
+        &socle_agreements::Agreements::load_dir(std::path::Path::new("../deploy/agreements"))
+            .expect("agreements"),
+        socle_projector::Layout::live(),
+    );
+    socle_store::migrate(&db.pool).await.expect("store migrations");
+    let mut tx = db.pool.begin().await.expect("tx");
+    models.ensure(&mut tx).await.expect("core state");
+    let followed = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO core.follows (follow_id, person_id, organisation, ecosystem, activity, \
+         territory, purpose, started_on) VALUES ($1, $2, $3, 'france-travail', 'a', '75', 'p', $4)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(followed)
+    .bind(ORG)
+    .bind((now - Duration::days(1)).date_naive())
+    .execute(&mut *tx)
+    .await
+    .expect("follow");
+    tx.commit().await.expect("commit");
+    let mut archived = access(user, now, old_engine.version());
+    archived.person_ids = vec![followed.to_string()];
+    let mut stranger = access(user, now, engine.version());
+    stranger.person_ids = vec![uuid::Uuid::now_v7().to_string()];
+    let mut batch = Vec::new();
+    for (i, e) in [&archived, &stranger].into_iter().enumerate() {
+        let payload = codec()
+            .encode(&topic, &socle_kafka::schemas::ACCESS_EVENT, e)
+            .await
+            .expect("encode");
+        batch.push(OwnedMessage::new(
+            Some(payload),
+            Some(user.as_bytes().to_vec()),
+            topic.clone(),
+            Timestamp::NotAvailable,
+            0,
+            10 + i as i64,
+            None,
+        ));
+    }
+    socle_audit::project::apply(&db.pool, &codec(), &topic, &batch)
+        .await
+        .expect("projected");
+    let r = socle_audit::replay::replay(&db.pool, &engine, &mfa, archived.envelope.event_id)
+        .await
+        .expect("replayed");
+    assert_eq!(r.replayed_policy_version, old_engine.version());
+    assert!(
+        r.policy_version_matches,
+        "replayed under the archived version"
+    );
+    assert_eq!(r.in_caseload_then, Some(true), "followed at the time");
+    assert_eq!(r.replayed.as_ref().map(|d| d.allowed), Some(true), "{r:?}");
+    let r = socle_audit::replay::replay(&db.pool, &engine, &mfa, stranger.envelope.event_id)
+        .await
+        .expect("replayed");
+    assert_eq!(r.in_caseload_then, Some(false), "not followed at the time");
+    assert_eq!(r.replayed.as_ref().map(|d| d.allowed), Some(false), "{r:?}");
+
     let missing = socle_audit::replay::replay(&db.pool, &engine, &mfa, uuid::Uuid::now_v7()).await;
     assert!(
         matches!(missing, Err(socle_audit::Error::BadRequest(_))),

@@ -54,6 +54,12 @@ pub struct Replay {
     /// ...and if not.
     pub if_not_in_caseload: Replayed,
     pub depends_on_caseload: bool,
+    /// Whether the caller's organisation followed (or had registered) the person at that
+    /// instant, from the core state's follows; `None` when it cannot be told (no single person
+    /// concerned, or no core state in this database).
+    pub in_caseload_then: Option<bool>,
+    /// The replayed decision under the caseload fact as it was (when known).
+    pub replayed: Option<Replayed>,
 }
 
 /// Replays access event `event_id`.
@@ -96,6 +102,31 @@ pub async fn replay(
         .unwrap_or_default();
     let requires_mfa =
         mfa_actions.iter().any(|a| a == &row.action) || grant.is_some_and(|g| g.requires_mfa);
+    // The rules in force then: the archived texts of the recorded policy version, if the
+    // version loaded now is another one.
+    let archived = match row.policy_version.as_deref() {
+        Some(v) if v != engine.version() => Engine::archived(pool, v)
+            .await
+            .map_err(|e| Error::Internal(format!("policy archive: {e}")))?,
+        _ => None,
+    };
+    let engine = archived.as_ref().unwrap_or(engine);
+    // The caseload fact as it was, for the one person concerned.
+    let in_caseload_then = match row.person_ids.as_slice() {
+        [one] => match Uuid::parse_str(one) {
+            Ok(person) => socle_store::core::followed_on(
+                pool,
+                "core",
+                person,
+                &row.organisation,
+                row.occurred_at.date_naive(),
+            )
+            .await
+            .ok(),
+            Err(_) => None,
+        },
+        _ => None,
+    };
     let decide = |in_caseload: bool| -> Result<Replayed> {
         let facts = Facts {
             user: &row.user,
@@ -115,6 +146,7 @@ pub async fn replay(
             .map_err(|e| Error::Internal(format!("policy engine: {e}")))
     };
     let (yes, no) = (decide(true)?, decide(false)?);
+    let replayed = in_caseload_then.map(|then| if then { yes.clone() } else { no.clone() });
     Ok(Replay {
         at: row.occurred_at,
         grants_in_force: grants.iter().map(|g| g.grant_id).collect(),
@@ -126,6 +158,8 @@ pub async fn replay(
         depends_on_caseload: yes.allowed != no.allowed,
         if_in_caseload: yes,
         if_not_in_caseload: no,
+        in_caseload_then,
+        replayed,
         event: row,
     })
 }

@@ -391,6 +391,11 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
     socle_policy::migrate(&pool)
         .await
         .context("migrating habilitations")?;
+    // Keep this policy version's texts, so decisions taken under it can be replayed later.
+    engine
+        .archive(&pool)
+        .await
+        .context("archiving the policy version")?;
     // This instance keeps its own replay of the habilitations topic.
     let consumer = tokio::spawn({
         let (brokers, topic) = (

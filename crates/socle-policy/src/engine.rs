@@ -47,6 +47,8 @@ pub struct Engine {
     policies: PolicySet,
     version: String,
     authorizer: Authorizer,
+    /// The `(name, text)` pairs the policies were built from, for the archive.
+    texts: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -113,7 +115,55 @@ impl Engine {
             policies,
             version: format!("{}+{hash}", declared.join("+")),
             authorizer: Authorizer::new(),
+            texts: texts.to_vec(),
         })
+    }
+
+    /// Keeps this version's texts in `habilitations.policy_texts` (once per version), so that
+    /// decisions taken under it can be replayed after the files change.
+    ///
+    /// # Errors
+    /// [`crate::Error`] from the database.
+    pub async fn archive(&self, pool: &sqlx::PgPool) -> Result<()> {
+        let texts: Vec<serde_json::Value> = self
+            .texts
+            .iter()
+            .map(|(name, text)| serde_json::json!({ "name": name, "text": text }))
+            .collect();
+        sqlx::query(
+            "INSERT INTO habilitations.policy_texts (version, texts) VALUES ($1, $2) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(&self.version)
+        .bind(serde_json::Value::Array(texts))
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The engine of an archived policy version, if it was archived.
+    ///
+    /// # Errors
+    /// [`crate::Error`] from the database, or if the archived texts no longer build.
+    pub async fn archived(pool: &sqlx::PgPool, version: &str) -> Result<Option<Engine>> {
+        let texts: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT texts FROM habilitations.policy_texts WHERE version = $1")
+                .bind(version)
+                .fetch_optional(pool)
+                .await?;
+        let Some(serde_json::Value::Array(items)) = texts else {
+            return Ok(None);
+        };
+        let pairs: Vec<(String, String)> = items
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    i.get("name")?.as_str()?.to_owned(),
+                    i.get("text")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        Engine::from_texts(&pairs).map(Some)
     }
 
     /// The version recorded with every decision: declared version(s) + a hash of the text.

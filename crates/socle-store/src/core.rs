@@ -683,3 +683,30 @@ pub async fn load(
     }
     Ok(out)
 }
+
+/// Whether `organisation` followed `person` on `day` (a follow started on or before that day and
+/// not ended by then), or had registered them, in the core state `core`: the caseload fact as it
+/// was, for replaying a decision.
+///
+/// # Errors
+/// [`crate::Error::Database`], [`crate::Error::BadIdentifier`].
+pub async fn followed_on(
+    pool: &sqlx::PgPool,
+    core: &str,
+    person: Uuid,
+    organisation: &str,
+    day: NaiveDate,
+) -> Result<bool> {
+    let core = ident(core)?;
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {core}.follows WHERE person_id = $1 AND organisation = $2 \
+         AND started_on <= $3 AND (ended_on IS NULL OR ended_on > $3)) \
+         OR EXISTS (SELECT 1 FROM {core}.persons WHERE person_id = $1 \
+         AND registration_organisation = $2 AND registration_date <= $3)"
+    ))
+    .bind(person)
+    .bind(organisation)
+    .bind(day)
+    .fetch_one(pool)
+    .await?)
+}
