@@ -1,10 +1,13 @@
 //! Write commands on the real services: a command is published on the operator's ingress
 //! topic in its ingress contract (decoded back here), with the event id the API answered; bad
 //! bodies are refused with a problem and publish nothing; outside the caseload is refused and
-//! traced; without a multi-factor session, a step-up.
+//! traced; without a multi-factor session, a step-up. And `socle ingest` takes the commands
+//! from there exactly as an operator's: each becomes a canonical event on the persons topic.
 
 mod api_support;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::*;
@@ -124,7 +127,7 @@ async fn commands_are_published_in_the_ingress_contract() {
         ),
         (
             format!("/persons/{p}/prescriptions"),
-            r#"{"service_id":"svc-1","structure_id":"str-1","thematiques":["mobilite"]}"#.to_owned(),
+            r#"{"service_id":"svc-1","structure_id":"str-1","thematiques":["famille--garde-denfants"]}"#.to_owned(),
         ),
         (
             format!("/persons/{p}/follows"),
@@ -178,8 +181,135 @@ async fn commands_are_published_in_the_ingress_contract() {
             "{command} traced"
         );
     }
+
+    // `socle ingest`, bound to this topic as Cap Emploi's, validates, seals and publishes them.
+    let persons = random_topic("it-persons").await;
+    let deadletter = random_topic("it-deadletter").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ingest = tokio::spawn(socle_ingest::run(
+        socle_ingest::IngestConfig {
+            brokers: brokers(),
+            registry_url: env_or("SOCLE__REGISTRY__URL", "http://localhost:8081"),
+            group: format!("it-ingest-{}", Uuid::new_v4()),
+            transactional_id: format!("it-ingest-{}", Uuid::new_v4()),
+            sources: vec![socle_ingest::Source {
+                topic: topic.clone(),
+                operator: CE.to_owned(),
+            }],
+            persons_topic: persons.clone(),
+            deadletter_topic: deadletter.clone(),
+            batch_size: 100,
+            batch_timeout: Duration::from_millis(50),
+            transaction_timeout: Duration::from_secs(20),
+        },
+        pool.clone(),
+        referential(),
+        stop.clone(),
+    ));
+    let expected: Vec<Uuid> = mine
+        .iter()
+        .map(|(_, m)| socle_ingest::canonicalize::event_id(CE, m.submission()))
+        .collect();
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        seen = canonical_ids(&persons).await;
+        if expected.iter().all(|id| seen.contains(id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    let totals = ingest.await.expect("ingest task").expect("ingest ran");
+    assert!(
+        expected.iter().all(|id| seen.contains(id)),
+        "every command became a canonical event: {totals:?}, dead letters: {:?}",
+        dead_reasons(&deadletter).await
+    );
     api.shutdown.cancel();
     drop_db(pool, &db).await;
+}
+
+fn referential() -> Arc<socle_domain::reference::Referential> {
+    let dir = std::env::var_os("SOCLE__INGEST__SHARED_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
+        PathBuf::from,
+    );
+    Arc::new(
+        socle_domain::reference::Referential::load(
+            &socle_domain::reference::ReferencePaths::under(&dir),
+        )
+        .expect("shared/data loads"),
+    )
+}
+
+/// Every record on `topic` (one partition), decoded with the writer's schema.
+async fn records(topic: &str) -> Vec<apache_avro::types::Value> {
+    let consumer: StreamConsumer = socle_kafka::client_config(&brokers())
+        .set("group.id", format!("it-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("offset");
+    consumer.assign(&tpl).expect("assign");
+    let codec = codec();
+    let mut out = Vec::new();
+    if high <= low {
+        return out;
+    }
+    loop {
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await else {
+            break;
+        };
+        if let Ok(d) = codec.decode(m.payload().unwrap_or_default()).await {
+            out.push(d.value);
+        }
+        if m.offset() + 1 >= high {
+            break;
+        }
+    }
+    out
+}
+
+fn field<'a>(
+    v: &'a apache_avro::types::Value,
+    name: &str,
+) -> Option<&'a apache_avro::types::Value> {
+    match v {
+        apache_avro::types::Value::Record(fields) => {
+            fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        }
+        apache_avro::types::Value::Union(_, inner) => field(inner, name),
+        _ => None,
+    }
+}
+
+async fn canonical_ids(topic: &str) -> Vec<Uuid> {
+    records(topic)
+        .await
+        .iter()
+        .filter_map(|r| match field(field(r, "envelope")?, "event_id")? {
+            apache_avro::types::Value::Uuid(u) => Some(*u),
+            apache_avro::types::Value::String(s) => Uuid::parse_str(s).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn dead_reasons(topic: &str) -> Vec<String> {
+    records(topic)
+        .await
+        .iter()
+        .filter_map(|r| match field(r, "reason_code")? {
+            apache_avro::types::Value::String(s) => Some(s.clone()),
+            other => Some(format!("{other:?}")),
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
