@@ -416,3 +416,46 @@ async fn bad_bodies_refusals_and_step_up_publish_nothing() {
     api.shutdown.cancel();
     drop_db(pool, &db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_trail_no_command() {
+    let topic = ingress_topic().await;
+    let (pool, db) = fresh_db().await;
+    // The trail's producer (and the API's brokers) point at a port where no broker listens.
+    let api = start_api(
+        &pool,
+        "it-access-unreachable",
+        "127.0.0.1:9",
+        Duration::from_secs(2),
+    )
+    .await;
+    let people = seed(&pool, CE, CE_ORG, "Garnier", 9, 1).await;
+    grant_until(
+        &pool,
+        USER,
+        CE_ORG,
+        CE,
+        &ACTIONS,
+        "accompagnement",
+        chrono::Utc::now() + chrono::Duration::days(1),
+    )
+    .await;
+    let p = people[0].person_id;
+    let r = post(
+        &api,
+        &format!("/persons/{p}/contact"),
+        &api.token(USER, CE_ORG, CE, true),
+        r#"{"commune":"75056","departement":"75"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.expect("json");
+    // The trail is written first: its failure, not the publication's, is what stops the command.
+    assert_eq!(v["code"], "trail.unavailable");
+    assert!(!ingress_messages(&topic)
+        .await
+        .iter()
+        .any(|(_, m)| m.submission().person_id == Some(p)));
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}

@@ -14,7 +14,8 @@
 // A problem is built at most once per request, on the way out: boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -31,7 +32,6 @@ use socle_domain::validate;
 use socle_domain::{AccessEvent, Decision, Envelope};
 use socle_ingest::ingress::{self as ing, Ingress, Submission};
 use socle_kafka::EventProducer;
-use tokio::sync::OnceCell;
 use tracing::{error, warn};
 use uuid::Uuid;
 
@@ -68,7 +68,8 @@ impl Default for IngressTopics {
 }
 
 static TOPICS: OnceLock<IngressTopics> = OnceLock::new();
-static PRODUCER: OnceCell<EventProducer> = OnceCell::const_new();
+/// One producer per broker list (a process normally has one; tests start several APIs).
+static PRODUCERS: LazyLock<Mutex<HashMap<String, EventProducer>>> = LazyLock::new(Mutex::default);
 
 /// Sets the ingress topics (once, at start; later calls are ignored). Without it, the defaults
 /// of `socle ingest` (`socle.ingress.<operator>`).
@@ -448,6 +449,18 @@ fn ingress_unavailable(e: &dyn std::fmt::Display) -> Problem {
     )
 }
 
+fn producer(brokers: &str) -> Result<EventProducer, String> {
+    let mut all = PRODUCERS
+        .lock()
+        .map_err(|_| "ingress producers lock poisoned".to_owned())?;
+    if let Some(p) = all.get(brokers) {
+        return Ok(p.clone());
+    }
+    let p = EventProducer::new(brokers, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    all.insert(brokers.to_owned(), p.clone());
+    Ok(p)
+}
+
 async fn publish(state: &AppState, ready: &Ready) -> Result<(), Problem> {
     let contract = socle_ingest::decode::contract_of(&ready.message);
     let topic = ready.topic.as_str();
@@ -459,10 +472,7 @@ async fn publish(state: &AppState, ready: &Ready) -> Result<(), Problem> {
         _ => return Err(ingress_unavailable(&"not an API command")),
     }
     .map_err(|e| ingress_unavailable(&e))?;
-    let producer = PRODUCER
-        .get_or_try_init(|| async { EventProducer::new(&state.brokers, Duration::from_secs(10)) })
-        .await
-        .map_err(|e| ingress_unavailable(&e))?;
+    let producer = producer(&state.brokers).map_err(|e| ingress_unavailable(&e))?;
     producer
         .send(
             topic,
