@@ -1,5 +1,8 @@
 //! `socle reference load`: the data·inclusion services into the catalogue the API serves.
 //!
+//! The snapshot sample's structures are published too (`StructurePublished`, keyed
+//! `structure:<id>`), before the services that name them; they are not written to a table.
+//!
 //! Each service is published on the reference topic as `socle.reference.ServicePublished`
 //! (`schemas/reference/ServicePublished.avsc`, keyed `service:<id>`, acks=all) and written into
 //! `reference.services` (PostgreSQL), which `GET /services` reads. The input is a data·inclusion
@@ -8,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
@@ -45,25 +48,123 @@ pub enum ReferenceCommand {
     },
 }
 
+fn items(v: Option<Value>) -> Option<Vec<Value>> {
+    match v {
+        Some(Value::Object(mut o)) => items(o.remove("items")),
+        Some(Value::Array(a)) => Some(a),
+        _ => None,
+    }
+}
+
 /// The services of a data·inclusion document.
 fn services(doc: Value) -> anyhow::Result<Vec<Value>> {
-    let items = match doc {
-        Value::Array(a) => a,
-        Value::Object(mut o) => {
-            if let Some(Value::Object(mut s)) = o.remove("test_list_services_all") {
-                s.remove("items")
-            } else {
-                o.remove("items")
-            }
-            .and_then(|v| match v {
-                Value::Array(a) => Some(a),
-                _ => None,
-            })
-            .context("no services: expected {\"items\": [...]} or an array")?
-        }
-        _ => bail!("no services: expected {{\"items\": [...]}} or an array"),
+    let found = match doc {
+        Value::Array(a) => Some(a),
+        Value::Object(mut o) => match o.remove("test_list_services_all") {
+            Some(s) => items(Some(s)),
+            None => items(o.remove("items")),
+        },
+        _ => None,
     };
-    Ok(items)
+    found.context("no services: expected {\"items\": [...]} or an array")
+}
+
+/// The structures of the snapshot's sample file (`test_list_structures_all`), if any.
+fn structures(doc: &Value) -> Vec<Value> {
+    items(doc.get("test_list_structures_all").cloned()).unwrap_or_default()
+}
+
+/// A data·inclusion structure, as read from the API.
+#[derive(Debug, Deserialize)]
+struct DiStructure {
+    id: String,
+    source: String,
+    nom: String,
+    siret: Option<String>,
+    date_maj: NaiveDate,
+    description: Option<String>,
+    adresse: Option<String>,
+    complement_adresse: Option<String>,
+    code_postal: Option<String>,
+    code_insee: Option<String>,
+    commune: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    telephone: Option<String>,
+    courriel: Option<String>,
+    site_web: Option<String>,
+    lien_source: Option<String>,
+    horaires_accueil: Option<String>,
+    accessibilite_lieu: Option<String>,
+    #[serde(default)]
+    reseaux_porteurs: Option<Vec<String>>,
+}
+
+/// `socle.reference.StructurePublished`, field for field.
+#[derive(Debug, Serialize)]
+struct StructurePublished {
+    envelope: Envelope,
+    reference_version: String,
+    id: String,
+    source: String,
+    nom: String,
+    siret: Option<String>,
+    date_maj: i32,
+    description: Option<String>,
+    adresse: Option<String>,
+    complement_adresse: Option<String>,
+    code_postal: Option<String>,
+    code_insee: Option<String>,
+    commune: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    telephone: Option<String>,
+    courriel: Option<String>,
+    site_web: Option<String>,
+    lien_source: Option<String>,
+    horaires_accueil: Option<String>,
+    accessibilite_lieu: Option<String>,
+    reseaux_porteurs: Vec<String>,
+}
+
+fn days(d: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    i32::try_from((d - epoch).num_days()).unwrap_or(0)
+}
+
+fn structure_published(s: DiStructure, version: &str, organisation: &str) -> StructurePublished {
+    StructurePublished {
+        envelope: Envelope::new(organisation.to_owned(), Utc::now()),
+        reference_version: version.to_owned(),
+        id: s.id,
+        source: s.source,
+        nom: s.nom,
+        siret: s.siret,
+        date_maj: days(s.date_maj),
+        description: s.description,
+        adresse: s.adresse,
+        complement_adresse: s.complement_adresse,
+        code_postal: s.code_postal,
+        code_insee: s.code_insee,
+        commune: s.commune,
+        latitude: s.latitude,
+        longitude: s.longitude,
+        telephone: s.telephone,
+        courriel: s.courriel,
+        site_web: s.site_web,
+        lien_source: s.lien_source,
+        horaires_accueil: s.horaires_accueil,
+        accessibilite_lieu: s.accessibilite_lieu,
+        reseaux_porteurs: s.reseaux_porteurs.unwrap_or_default(),
+    }
+}
+
+fn contract(name: &'static str, raw: &'static str) -> anyhow::Result<Contract> {
+    Ok(Contract {
+        name,
+        raw,
+        schema: apache_avro::Schema::parse_str(raw).with_context(|| format!("{name} contract"))?,
+    })
 }
 
 /// A data·inclusion service, as read from the API (names as in data·inclusion v1).
@@ -154,7 +255,6 @@ struct ServicePublished {
 }
 
 fn published(s: DiService, version: &str, organisation: &str) -> ServicePublished {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     ServicePublished {
         envelope: Envelope::new(organisation.to_owned(), Utc::now()),
         reference_version: version.to_owned(),
@@ -163,7 +263,7 @@ fn published(s: DiService, version: &str, organisation: &str) -> ServicePublishe
         structure_id: s.structure_id,
         nom: s.nom,
         description: s.description.unwrap_or_default(),
-        date_maj: i32::try_from((s.date_maj - epoch).num_days()).unwrap_or(0),
+        date_maj: days(s.date_maj),
         kind: s.kind,
         thematiques: s.thematiques.unwrap_or_default(),
         frais: s.frais,
@@ -212,9 +312,10 @@ pub async fn run(
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let doc: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let found = structures(&doc);
     let items = services(doc)?;
     let version = version.unwrap_or_else(|| Utc::now().date_naive().to_string());
-    // Every service is checked before anything is published or written.
+    // Every entry is checked before anything is published or written.
     let typed = items
         .iter()
         .enumerate()
@@ -223,23 +324,32 @@ pub async fn run(
                 .with_context(|| format!("service #{i} is not a data·inclusion service"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let typed_structures = found
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value::<DiStructure>(v.clone())
+                .with_context(|| format!("structure #{i} is not a data·inclusion structure"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if !no_publish {
-        let contract = Contract {
-            name: "socle.reference.ServicePublished",
-            raw: include_str!("../../../schemas/reference/ServicePublished.avsc"),
-            schema: apache_avro::Schema::parse_str(include_str!(
-                "../../../schemas/reference/ServicePublished.avsc"
-            ))
-            .context("ServicePublished.avsc")?,
-        };
+        let service_contract = contract(
+            "socle.reference.ServicePublished",
+            include_str!("../../../schemas/reference/ServicePublished.avsc"),
+        )?;
+        let structure_contract = contract(
+            "socle.reference.StructurePublished",
+            include_str!("../../../schemas/reference/StructurePublished.avsc"),
+        )?;
         let codec = crate::codec(settings)?;
         let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
             .context("kafka producer")?;
-        for s in typed {
-            let key = format!("service:{}", s.id);
-            let event = published(s, &version, &organisation);
+        // Structures first: a service names its structure.
+        for s in typed_structures {
+            let key = format!("structure:{}", s.id);
+            let event = structure_published(s, &version, &organisation);
             let payload = codec
-                .encode(&topic, &contract, &event)
+                .encode(&topic, &structure_contract, &event)
                 .await
                 .with_context(|| format!("encoding {key}"))?;
             producer
@@ -247,7 +357,23 @@ pub async fn run(
                 .await
                 .with_context(|| format!("publishing {key} on {topic}"))?;
         }
-        println!("published {} services on {topic}", items.len());
+        for s in typed {
+            let key = format!("service:{}", s.id);
+            let event = published(s, &version, &organisation);
+            let payload = codec
+                .encode(&topic, &service_contract, &event)
+                .await
+                .with_context(|| format!("encoding {key}"))?;
+            producer
+                .send(&topic, &key, &payload)
+                .await
+                .with_context(|| format!("publishing {key} on {topic}"))?;
+        }
+        println!(
+            "published {} structures and {} services on {topic}",
+            found.len(),
+            items.len()
+        );
     }
     let pool = crate::pool(settings).await?;
     let n = socle_api::services::upsert(&pool, &items).await?;
@@ -277,5 +403,8 @@ mod tests {
         );
         assert!(services(serde_json::json!({"nothing": 1})).is_err());
         assert!(services(serde_json::json!("x")).is_err());
+        let sample = serde_json::json!({"test_list_structures_all": {"items": [{"id": "s"}]}});
+        assert_eq!(structures(&sample).len(), 1);
+        assert!(structures(&serde_json::json!([])).is_empty());
     }
 }
