@@ -394,6 +394,8 @@ async fn bad_bodies_refusals_and_step_up_publish_nothing() {
     )
     .await;
     assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["code"], "command.no_operator");
     let ours = [Some(p), Some(stranger)];
     assert!(
         !ingress_messages(&topic)

@@ -293,6 +293,8 @@ async fn admit(
     caseload: bool,
 ) -> Result<(Identity, &'static str, &'static str, String), Problem> {
     let identity = access.authenticate(state, headers).await?;
+    // Which operator the caller writes as, first: a partner has no write path whatever its grants.
+    let (op, eco_name, topic) = operator(&identity.ecosystem)?;
     let eco = state.ecosystems.get(&identity.ecosystem);
     if let Some(eco) = eco {
         access.agreement_version = Some(eco.agreement_version().to_owned());
@@ -349,7 +351,6 @@ async fn admit(
             "this person is not followed by your organisation (or does not exist)",
         ));
     }
-    let (op, eco_name, topic) = operator(&identity.ecosystem)?;
     access.person_ids = vec![person_id.to_string()];
     Ok((identity, op, eco_name, topic))
 }
