@@ -102,6 +102,15 @@ mod tests {
         ] {
             assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
         }
+        assert!(doc["paths"]["/services"]["get"].is_object());
+        for path in [
+            "/persons/{id}/contact",
+            "/persons/{id}/prescriptions",
+            "/persons/{id}/follows",
+            "/persons/{id}/follows/{follow_id}/end",
+        ] {
+            assert!(doc["paths"][path]["post"].is_object(), "{path} missing");
+        }
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
