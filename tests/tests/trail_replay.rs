@@ -131,7 +131,9 @@ async fn a_past_access_is_replayed_with_the_grants_in_force_then() {
             .expect("agreements"),
         socle_projector::Layout::live(),
     );
-    socle_store::migrate(&db.pool).await.expect("store migrations");
+    socle_store::migrate(&db.pool)
+        .await
+        .expect("store migrations");
     let mut tx = db.pool.begin().await.expect("tx");
     models.ensure(&mut tx).await.expect("core state");
     let followed = uuid::Uuid::now_v7();
