@@ -118,6 +118,7 @@ async fn commands_are_published_in_the_ingress_contract() {
     let topic = ingress_topic().await;
     let token = api.token(USER, CE_ORG, CE, true);
     let p = people[0].person_id;
+    let when = chrono::Utc::now() + chrono::Duration::days(7);
     let mut answered = Vec::new();
     for (path, body) in [
         (
@@ -138,6 +139,13 @@ async fn commands_are_published_in_the_ingress_contract() {
             format!("/persons/{p}/follows/{}/end", Uuid::now_v7()),
             r#"{"reason_code":"parcours-termine"}"#.to_owned(),
         ),
+        (
+            format!("/persons/{p}/appointments"),
+            format!(
+                r#"{{"scheduled_for":"{}","duration_minutes":45,"mode":"IN_PERSON","kind":"diagnostic","commune":"75056"}}"#,
+                when.to_rfc3339()
+            ),
+        ),
     ] {
         let r = post(&api, &path, &token, &body).await;
         assert_eq!(r.status(), 202, "{path}");
@@ -152,7 +160,7 @@ async fn commands_are_published_in_the_ingress_contract() {
         .iter()
         .filter(|(_, m)| answered.contains(&m.submission().event_id))
         .collect();
-    assert_eq!(mine.len(), 4, "every command is on the ingress topic");
+    assert_eq!(mine.len(), 5, "every command is on the ingress topic");
     for (key, m) in &mine {
         let s = m.submission();
         assert_eq!(key, &s.operator_person_ref, "the key is the person ref");
@@ -170,9 +178,21 @@ async fn commands_are_published_in_the_ingress_contract() {
         matches!(&mine[2].1, Ingress::FollowStarted(c) if c.ecosystem == "cap-emploi" && c.organisation == CE_ORG)
     );
     assert!(matches!(&mine[3].1, Ingress::FollowEnded(c) if c.organisation == CE_ORG));
+    assert!(
+        matches!(&mine[4].1, Ingress::AppointmentScheduled(c)
+            if c.organisation == CE_ORG
+                && c.scheduled_for == when.timestamp_micros()
+                && c.duration_minutes == Some(45)
+                && c.mode == "IN_PERSON"
+                && c.kind == "diagnostic"
+                && c.advisor.as_deref() == Some(USER)
+                && c.commune.as_deref() == Some("75056")),
+        "{:?}",
+        mine[4].1
+    );
     // Every command is in the trail, allowed, with the person.
     let events = trail(&access).await;
-    for command in ["contact", "prescriptions", "follows", "end"] {
+    for command in ["contact", "prescriptions", "follows", "end", "appointments"] {
         assert!(
             events.iter().any(|e| e.action == "person.write"
                 && e.resource.ends_with(command)
@@ -338,6 +358,32 @@ async fn bad_bodies_refusals_and_step_up_publish_nothing() {
             format!("/persons/{p}/prescriptions"),
             r#"{"service_id":"s","structure_id":"t","structure_siret":"12345678901234"}"#
                 .to_owned(),
+            "command.invalid_field",
+        ),
+        (
+            format!("/persons/{p}/appointments"),
+            r#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"BY_PIGEON","kind":"suivi"}"#
+                .to_owned(),
+            "request.invalid_json",
+        ),
+        (
+            format!("/persons/{p}/appointments"),
+            r#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"PHONE","kind":"suivi","room":"B"}"#
+                .to_owned(),
+            "request.unknown_field",
+        ),
+        (
+            format!("/persons/{p}/appointments"),
+            r#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"PHONE","kind":"suivi","duration_minutes":0}"#
+                .to_owned(),
+            "command.invalid_field",
+        ),
+        (
+            format!("/persons/{p}/appointments"),
+            format!(
+                r#"{{"scheduled_for":"{}","mode":"VIDEO","kind":"suivi"}}"#,
+                (chrono::Utc::now() + chrono::Duration::days(800)).to_rfc3339()
+            ),
             "command.invalid_field",
         ),
         (

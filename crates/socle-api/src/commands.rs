@@ -24,7 +24,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use socle_auth::Identity;
@@ -48,6 +48,10 @@ pub const MAX_COMMAND_BYTES: usize = 8 * 1024;
 pub const MAX_TEXT: usize = 200;
 /// Most thématiques on one prescription.
 pub const MAX_THEMATIQUES: usize = 16;
+/// Longest appointment, in minutes (as `socle ingest` checks it).
+pub const MAX_APPOINTMENT_MINUTES: i32 = socle_ingest::rules::MAX_APPOINTMENT_MINUTES;
+/// How far ahead an appointment may be scheduled, in days (as `socle ingest` checks it).
+pub const MAX_APPOINTMENT_DAYS_AHEAD: i64 = 366;
 
 /// The ingress topic of each operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +114,8 @@ pub struct Accepted {
     pub event_id: String,
     /// Always `accepted`: published on the ingress topic; `socle ingest` decides the rest.
     pub status: &'static str,
-    /// The follow id, for `POST /persons/{id}/follows`; the prescription id for prescriptions.
+    /// The follow id, for `POST /persons/{id}/follows`; the prescription id for prescriptions;
+    /// the appointment id for appointments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -178,6 +183,47 @@ pub struct FollowEndCommand {
     #[schema(value_type = Option<String>, format = Date)]
     pub ended_on: Option<NaiveDate>,
     pub reason_code: Option<String>,
+    pub operator_person_ref: Option<String>,
+}
+
+/// How an appointment takes place (`socle.ingress.AppointmentMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AppointmentMode {
+    InPerson,
+    Phone,
+    Video,
+    Other,
+}
+
+impl AppointmentMode {
+    fn symbol(self) -> &'static str {
+        match self {
+            AppointmentMode::InPerson => "IN_PERSON",
+            AppointmentMode::Phone => "PHONE",
+            AppointmentMode::Video => "VIDEO",
+            AppointmentMode::Other => "OTHER",
+        }
+    }
+}
+
+/// `POST /persons/{id}/appointments`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppointmentCommand {
+    /// RFC 3339 date-time, e.g. `2026-12-03T09:30:00+01:00`; not before 1900, at most 366 days
+    /// ahead.
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: DateTime<FixedOffset>,
+    /// 1 to 1440.
+    pub duration_minutes: Option<i32>,
+    pub mode: AppointmentMode,
+    /// Kind of appointment: `diagnostic`, `suivi`, `atelier`, `information-collective`...
+    pub kind: String,
+    /// User id of the advisor; default: the caller.
+    pub advisor: Option<String>,
+    /// INSEE commune code of the place (5 characters), for appointments in person.
+    pub commune: Option<String>,
     pub operator_person_ref: Option<String>,
 }
 
@@ -470,6 +516,7 @@ async fn publish(state: &AppState, ready: &Ready) -> Result<(), Problem> {
         Ingress::ServicePrescribed(m) => state.codec.encode(topic, contract, m).await,
         Ingress::FollowStarted(m) => state.codec.encode(topic, contract, m).await,
         Ingress::FollowEnded(m) => state.codec.encode(topic, contract, m).await,
+        Ingress::AppointmentScheduled(m) => state.codec.encode(topic, contract, m).await,
         _ => return Err(ingress_unavailable(&"not an API command")),
     }
     .map_err(|e| ingress_unavailable(&e))?;
@@ -726,6 +773,88 @@ pub async fn follow_end(
     .await
 }
 
+/// `POST /persons/{id}/appointments`: the caller's organisation schedules an appointment with
+/// the person.
+#[utoipa::path(post, path = "/persons/{id}/appointments", tag = "commands",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    request_body = AppointmentCommand,
+    responses(
+        (status = 202, description = "Published on the operator's ingress topic; `id` is the appointment id", body = Accepted),
+        (status = 400, description = "Invalid body", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, or no write path for the ecosystem", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Access trail, store, ingress or identity provider unavailable: nothing published", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn appointment(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (id, shown) = person_path(path);
+    let mut access = Access::new(&headers, WRITE, format!("/persons/{shown}/appointments"));
+    let outcome = async {
+        let person_id = need_person(id)?;
+        let c: AppointmentCommand = parse(body)?;
+        let at = c.scheduled_for.with_timezone(&Utc);
+        scheduled(at, Utc::now())?;
+        if let Some(m) = c.duration_minutes {
+            if !(1..=MAX_APPOINTMENT_MINUTES).contains(&m) {
+                return Err(bad_request(
+                    "command.invalid_field",
+                    format!("duration_minutes is 1 to {MAX_APPOINTMENT_MINUTES}"),
+                ));
+            }
+        }
+        text("kind", &c.kind)?;
+        opt_text("advisor", c.advisor.as_ref())?;
+        if let Some(commune) = &c.commune {
+            validate::commune_code(commune).map_err(|e| invalid("commune", &e))?;
+        }
+        let (identity, op, _, topic) =
+            admit(&state, &headers, &mut access, person_id, true).await?;
+        let r = person_ref(op, c.operator_person_ref, person_id)?;
+        let appointment_id = Uuid::now_v7();
+        Ok(Ready {
+            topic,
+            message: Ingress::AppointmentScheduled(ing::AppointmentScheduled {
+                submission: submission(&identity, r, person_id),
+                appointment_id,
+                organisation: identity.organisation.clone(),
+                scheduled_for: at.timestamp_micros(),
+                duration_minutes: c.duration_minutes,
+                mode: c.mode.symbol().to_owned(),
+                kind: c.kind,
+                advisor: Some(c.advisor.unwrap_or_else(|| identity.subject.clone())),
+                accompaniment_id: None,
+                commune: c.commune,
+            }),
+            id: Some(appointment_id.to_string()),
+        })
+    }
+    .await;
+    conclude(state, access, "/persons/{id}/appointments", outcome).await
+}
+
+/// An appointment's time: not before 1900, at most [`MAX_APPOINTMENT_DAYS_AHEAD`] days after
+/// `now` (the bounds `socle ingest` applies, so that a command it would refuse gets its 400).
+fn scheduled(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Problem> {
+    let d = at.date_naive();
+    if d.year() < validate::OLDEST_PLAUSIBLE_YEAR {
+        return Err(invalid(
+            "scheduled_for",
+            &validate::ValidationError::DateTooOld(d),
+        ));
+    }
+    if d > now.date_naive() + chrono::Duration::days(MAX_APPOINTMENT_DAYS_AHEAD) {
+        return Err(invalid(
+            "scheduled_for",
+            &validate::ValidationError::DateInFuture(d),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,6 +880,41 @@ mod tests {
             parse::<FollowEndCommand>(Ok(big)).unwrap_err().code,
             "request.body_too_large"
         );
+    }
+
+    #[test]
+    fn appointment_bodies_are_strict_and_bounded() {
+        let ok: AppointmentCommand = parse(Ok(Bytes::from_static(
+            br#"{"scheduled_for":"2026-12-03T09:30:00+01:00","mode":"IN_PERSON","kind":"suivi"}"#,
+        )))
+        .unwrap();
+        assert_eq!(ok.mode, AppointmentMode::InPerson);
+        assert_eq!(
+            ok.scheduled_for.with_timezone(&Utc).to_rfc3339(),
+            "2026-12-03T08:30:00+00:00"
+        );
+        for bad in [
+            &br#"{"scheduled_for":"2026-12-03","mode":"PHONE","kind":"suivi"}"#[..],
+            br#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"CARRIER_PIGEON","kind":"suivi"}"#,
+            br#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"PHONE"}"#,
+        ] {
+            assert_eq!(
+                parse::<AppointmentCommand>(Ok(Bytes::from(bad.to_vec())))
+                    .unwrap_err()
+                    .code,
+                "request.invalid_json"
+            );
+        }
+        let extra: Result<AppointmentCommand, _> = parse(Ok(Bytes::from_static(
+            br#"{"scheduled_for":"2026-12-03T09:30:00Z","mode":"PHONE","kind":"suivi","room":"B"}"#,
+        )));
+        assert_eq!(extra.unwrap_err().code, "request.unknown_field");
+        let now = Utc::now();
+        assert!(scheduled(now + chrono::Duration::days(30), now).is_ok());
+        assert!(scheduled(now - chrono::Duration::days(30), now).is_ok());
+        assert!(scheduled(now + chrono::Duration::days(400), now).is_err());
+        let old = DateTime::parse_from_rfc3339("1899-12-31T10:00:00Z").unwrap();
+        assert!(scheduled(old.with_timezone(&Utc), now).is_err());
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/persons/{id}/contact", post(commands::contact))
         .route("/persons/{id}/prescriptions", post(commands::prescribe))
         .route("/persons/{id}/follows", post(commands::follow_start))
+        .route("/persons/{id}/appointments", post(commands::appointment))
         .route(
             "/persons/{id}/follows/{follow_id}/end",
             post(commands::follow_end),

@@ -73,6 +73,7 @@ impl Modify for Bearer {
         crate::commands::prescribe,
         crate::commands::follow_start,
         crate::commands::follow_end,
+        crate::commands::appointment,
         crate::services::list,
     ),
     components(schemas(ProblemDoc, PersonDoc, PageDoc)),
@@ -108,6 +109,7 @@ mod tests {
             "/persons/{id}/prescriptions",
             "/persons/{id}/follows",
             "/persons/{id}/follows/{follow_id}/end",
+            "/persons/{id}/appointments",
         ] {
             assert!(doc["paths"][path]["post"].is_object(), "{path} missing");
         }

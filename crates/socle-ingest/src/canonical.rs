@@ -31,6 +31,9 @@ pub const CONTRACT_KINDS: [&str; 8] = [
     "OTHER",
 ];
 
+/// Symbols of `socle.person.AppointmentMode`, in schema order.
+pub const APPOINTMENT_MODES: [&str; 4] = ["IN_PERSON", "PHONE", "VIDEO", "OTHER"];
+
 /// An Avro enum symbol by index, as apache-avro's schema-aware serializer wants it (a unit
 /// variant). Values come from the ingress enums, which have the same symbols; anything else
 /// is written as the enum's default (the last symbol), as an older reader would read it.
@@ -59,6 +62,10 @@ fn registration_category<S: Serializer>(v: &Option<String>, s: S) -> Result<S::O
 
 fn exit_destination<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
     symbol(&EXIT_DESTINATIONS, v).serialize(s)
+}
+
+fn appointment_mode<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    symbol(&APPOINTMENT_MODES, v).serialize(s)
 }
 
 fn contract_kind<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -181,6 +188,26 @@ pub struct ServicePrescribed {
     pub thematiques: Vec<String>,
     pub prescribed_on: i32,
     pub advisor: Option<String>,
+}
+
+/// `socle.person.AppointmentScheduled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentScheduled {
+    pub envelope: Envelope,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub person_id: Uuid,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub appointment_id: Uuid,
+    pub organisation: String,
+    pub scheduled_for: i64,
+    pub duration_minutes: Option<i32>,
+    #[serde(serialize_with = "appointment_mode")]
+    pub mode: String,
+    pub kind: String,
+    pub advisor: Option<String>,
+    #[serde(with = "socle_domain::uuid_str::option")]
+    pub accompaniment_id: Option<Uuid>,
+    pub commune: Option<String>,
 }
 
 /// `socle.ingest.DeadLetter`.

@@ -235,6 +235,25 @@ pub fn canonical(
                 encode(&c::SERVICE_PRESCRIBED, &event)?,
             )
         }
+        Ingress::AppointmentScheduled(e) => {
+            let event = out::AppointmentScheduled {
+                envelope: env,
+                person_id,
+                appointment_id: e.appointment_id,
+                organisation: compact(&e.organisation),
+                scheduled_for: e.scheduled_for,
+                duration_minutes: e.duration_minutes,
+                mode: e.mode.clone(),
+                kind: e.kind.trim().to_owned(),
+                advisor: e.advisor.clone(),
+                accompaniment_id: e.accompaniment_id,
+                commune: e.commune.as_deref().map(|c| c.trim().to_ascii_uppercase()),
+            };
+            (
+                &*c::APPOINTMENT_SCHEDULED,
+                encode(&c::APPOINTMENT_SCHEDULED, &event)?,
+            )
+        }
     };
     Ok((contract, value))
 }

@@ -68,6 +68,12 @@ contract!(
 );
 
 contract!(
+    IN_APPOINTMENT_SCHEDULED,
+    "socle.ingress.AppointmentScheduled",
+    "ingress/AppointmentScheduled.avsc"
+);
+
+contract!(
     PERSON_REGISTERED,
     "socle.person.PersonRegistered",
     "person/PersonRegistered.avsc"
@@ -108,6 +114,11 @@ contract!(
     "person/ServicePrescribed.avsc"
 );
 contract!(
+    APPOINTMENT_SCHEDULED,
+    "socle.person.AppointmentScheduled",
+    "person/AppointmentScheduled.avsc"
+);
+contract!(
     PERSON_IDENTITY,
     "socle.pii.PersonIdentity",
     "person/PersonIdentity.avsc"
@@ -130,7 +141,7 @@ contract!(
 );
 
 /// Every ingress contract, in the order of the docs.
-pub fn ingress() -> [&'static Contract; 8] {
+pub fn ingress() -> [&'static Contract; 9] {
     [
         &IN_PERSON_REGISTERED,
         &IN_IDENTITY_UPDATED,
@@ -140,11 +151,12 @@ pub fn ingress() -> [&'static Contract; 8] {
         &IN_FOLLOW_ENDED,
         &IN_PERSON_EXITED,
         &IN_SERVICE_PRESCRIBED,
+        &IN_APPOINTMENT_SCHEDULED,
     ]
 }
 
 /// Every canonical event contract ingestion publishes on the persons topic.
-pub fn canonical() -> [&'static Contract; 8] {
+pub fn canonical() -> [&'static Contract; 9] {
     [
         &PERSON_REGISTERED,
         &IDENTITY_UPDATED,
@@ -154,6 +166,7 @@ pub fn canonical() -> [&'static Contract; 8] {
         &FOLLOW_ENDED,
         &PERSON_EXITED,
         &SERVICE_PRESCRIBED,
+        &APPOINTMENT_SCHEDULED,
     ]
 }
 

@@ -152,6 +152,8 @@ pub fn typed(reader: &Contract, value: Value) -> Result<Ingress, Rejection> {
         Ingress::Exited(de(&value)?)
     } else if n == c::IN_SERVICE_PRESCRIBED.name {
         Ingress::ServicePrescribed(de(&value)?)
+    } else if n == c::IN_APPOINTMENT_SCHEDULED.name {
+        Ingress::AppointmentScheduled(de(&value)?)
     } else {
         return Err(Rejection::new(
             "schema.unexpected_type",
@@ -177,6 +179,9 @@ pub fn encode_body(message: &Ingress) -> Result<Vec<u8>, apache_avro::Error> {
         Ingress::FollowEnded(e) => (&*c::IN_FOLLOW_ENDED, apache_avro::to_value(e)?),
         Ingress::Exited(e) => (&*c::IN_PERSON_EXITED, apache_avro::to_value(e)?),
         Ingress::ServicePrescribed(e) => (&*c::IN_SERVICE_PRESCRIBED, apache_avro::to_value(e)?),
+        Ingress::AppointmentScheduled(e) => {
+            (&*c::IN_APPOINTMENT_SCHEDULED, apache_avro::to_value(e)?)
+        }
     };
     apache_avro::to_avro_datum(&contract.schema, value.resolve(&contract.schema)?)
 }
@@ -193,5 +198,6 @@ pub fn contract_of(message: &Ingress) -> &'static Contract {
         Ingress::FollowEnded(_) => &c::IN_FOLLOW_ENDED,
         Ingress::Exited(_) => &c::IN_PERSON_EXITED,
         Ingress::ServicePrescribed(_) => &c::IN_SERVICE_PRESCRIBED,
+        Ingress::AppointmentScheduled(_) => &c::IN_APPOINTMENT_SCHEDULED,
     }
 }

@@ -152,6 +152,27 @@ pub struct ServicePrescribed {
     pub advisor: Option<String>,
 }
 
+/// `socle.ingress.AppointmentScheduled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentScheduled {
+    pub submission: Submission,
+    #[serde(with = "socle_domain::uuid_str")]
+    pub appointment_id: Uuid,
+    /// SIRET of the organisation holding the appointment.
+    pub organisation: String,
+    /// Microseconds since the epoch.
+    pub scheduled_for: i64,
+    pub duration_minutes: Option<i32>,
+    /// An `AppointmentMode` symbol: `IN_PERSON`, `PHONE`, `VIDEO` or `OTHER`.
+    pub mode: String,
+    pub kind: String,
+    pub advisor: Option<String>,
+    #[serde(with = "socle_domain::uuid_str::option")]
+    pub accompaniment_id: Option<Uuid>,
+    /// INSEE COG commune code of the place.
+    pub commune: Option<String>,
+}
+
 /// One decoded ingress message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingress {
@@ -163,6 +184,7 @@ pub enum Ingress {
     FollowEnded(FollowEnded),
     Exited(PersonExited),
     ServicePrescribed(ServicePrescribed),
+    AppointmentScheduled(AppointmentScheduled),
 }
 
 impl Ingress {
@@ -177,6 +199,7 @@ impl Ingress {
             Ingress::FollowEnded(e) => &e.submission,
             Ingress::Exited(e) => &e.submission,
             Ingress::ServicePrescribed(e) => &e.submission,
+            Ingress::AppointmentScheduled(e) => &e.submission,
         }
     }
 

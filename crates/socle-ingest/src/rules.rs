@@ -19,11 +19,15 @@ use crate::ingress::{Contact, Health, Identity, Ingress, Submission};
 /// `<operator>:<operator_person_ref>`). Never changes: it would re-identify everyone.
 pub const PERSON_NAMESPACE: Uuid = Uuid::from_u128(0x5c0d_1e00_7e57_4a11_8f00_0000_0000_0001);
 
+/// Longest appointment, in minutes (a day).
+pub const MAX_APPOINTMENT_MINUTES: i32 = 24 * 60;
+
 /// Every code this module returns besides [`validate::CODES`].
 pub const CODES: &[&str] = &[
     "ingress.key_mismatch",
     "field.empty",
     "field.format",
+    "field.out_of_range",
     "date.out_of_range",
     "authz.operator_mismatch",
     "authz.ecosystem_mismatch",
@@ -187,6 +191,28 @@ pub fn check(message: &Ingress, key: Option<&[u8]>, ctx: &Context<'_>) -> Checke
             }
             past_day("prescribed_on", e.prescribed_on, ctx)?;
         }
+        Ingress::AppointmentScheduled(e) => {
+            siret("organisation", &e.organisation)?;
+            not_empty("kind", &e.kind)?;
+            if let Some(m) = e.duration_minutes {
+                if !(1..=MAX_APPOINTMENT_MINUTES).contains(&m) {
+                    return Err(Rejection::new(
+                        "field.out_of_range",
+                        format!("duration_minutes is 1 to {MAX_APPOINTMENT_MINUTES}, not {m}"),
+                        Some("duration_minutes"),
+                    ));
+                }
+            }
+            if let Some(c) = &e.commune {
+                validate::commune(c.trim(), ctx.referential)
+                    .map_err(|e| Rejection::rule("commune", e))?;
+            }
+            let Some(at) = from_micros(e.scheduled_for) else {
+                return Err(out_of_range("scheduled_for"));
+            };
+            // Like any planned date: not before 1900, at most a year ahead.
+            plausible_date("scheduled_for", at.date_naive(), ctx)?;
+        }
     }
     Ok(person_id(ctx.operator, submission))
 }
@@ -272,7 +298,11 @@ fn past_day(field: &'static str, days: i32, ctx: &Context<'_>) -> Checked<NaiveD
 
 /// A date that may be planned: not before 1900, at most a year ahead.
 fn plausible_day(field: &'static str, days: i32, ctx: &Context<'_>) -> Checked<NaiveDate> {
-    let d = day(field, days)?;
+    plausible_date(field, day(field, days)?, ctx)
+}
+
+/// As [`plausible_day`], for a date already read.
+fn plausible_date(field: &'static str, d: NaiveDate, ctx: &Context<'_>) -> Checked<NaiveDate> {
     if d.year() < validate::OLDEST_PLAUSIBLE_YEAR {
         return Err(Rejection::rule(field, ValidationError::DateTooOld(d)));
     }

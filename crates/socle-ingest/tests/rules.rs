@@ -1,4 +1,4 @@
-//! The decode → rules path offline (no registry: schema ids 1..=8 stand for the ingress
+//! The decode → rules path offline (no registry: schema ids 1..=9 stand for the ingress
 //! contracts in order), against the real reference data in `shared/data`.
 
 use std::path::PathBuf;
@@ -251,4 +251,105 @@ fn a_writer_schema_with_references_to_named_types_still_decodes() {
     let reader = socle_ingest::contracts::ingress()[5];
     let r = decode::body(&writer, reader, false, &body).expect_err("not a FollowEnded");
     assert_eq!(r.code, "schema.incompatible", "{r:?}");
+}
+
+#[test]
+fn an_appointment_is_checked_then_becomes_a_canonical_appointment_scheduled() {
+    use socle_ingest::ingress::AppointmentScheduled;
+    let now = Utc::now();
+    let key = synthetic::operator_ref(6);
+    let sub = synthetic::submission("cap-emploi", 6, 1, now);
+    let good = AppointmentScheduled {
+        submission: sub,
+        appointment_id: Uuid::new_v4(),
+        organisation: synthetic::organisation("cap-emploi"),
+        scheduled_for: (now + chrono::Duration::days(7)).timestamp_micros(),
+        duration_minutes: Some(45),
+        mode: "VIDEO".into(),
+        kind: "suivi".into(),
+        advisor: Some("conseillere.demo".into()),
+        accompaniment_id: None,
+        commune: Some("75056".into()),
+    };
+    let with = |f: &dyn Fn(&mut AppointmentScheduled)| {
+        let mut a = good.clone();
+        f(&mut a);
+        framed(&Ingress::AppointmentScheduled(a))
+    };
+    let person = judge("cap-emploi", &key, &with(&|_| {})).expect("a good appointment passes");
+    let refused = |f: &dyn Fn(&mut AppointmentScheduled)| {
+        let r = judge("cap-emploi", &key, &with(f)).expect_err("refused");
+        (r.code, r.field)
+    };
+    assert_eq!(
+        refused(&|a| a.duration_minutes = Some(0)),
+        ("field.out_of_range", Some("duration_minutes"))
+    );
+    assert_eq!(
+        refused(&|a| a.duration_minutes = Some(rules::MAX_APPOINTMENT_MINUTES + 1)).0,
+        "field.out_of_range"
+    );
+    assert_eq!(
+        refused(&|a| a.commune = Some("99999".into())).1,
+        Some("commune")
+    );
+    assert_eq!(
+        refused(&|a| a.organisation = "12345678901234".into()).1,
+        Some("organisation")
+    );
+    assert_eq!(
+        refused(&|a| a.kind = "  ".into()),
+        ("field.empty", Some("kind"))
+    );
+    assert_eq!(
+        refused(&|a| a.scheduled_for = (now + chrono::Duration::days(400)).timestamp_micros()),
+        ("date.in_future", Some("scheduled_for"))
+    );
+    assert_eq!(
+        refused(&|a| a.scheduled_for = -3_000_000_000_000_000).1,
+        Some("scheduled_for")
+    );
+    assert_eq!(
+        refused(&|a| a.scheduled_for = i64::MIN).1,
+        Some("scheduled_for")
+    );
+
+    // Canonicalized: socle's envelope, the person, the same facts, the mode as a symbol.
+    let m = Ingress::AppointmentScheduled(good.clone());
+    let (contract, bytes) =
+        socle_ingest::canonicalize::canonical(&m, "cap-emploi", person, None, 7)
+            .expect("canonical");
+    assert_eq!(contract.name, "socle.person.AppointmentScheduled");
+    let back = apache_avro::from_avro_datum(&contract.schema, &mut &bytes[..], None)
+        .expect("decodes under the canonical contract");
+    let apache_avro::types::Value::Record(fields) = back else {
+        panic!("record")
+    };
+    let get = |n: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| f == n)
+            .map(|(_, v)| v.clone())
+            .expect(n)
+    };
+    use apache_avro::types::Value as V;
+    assert_eq!(get("person_id"), V::Uuid(person));
+    assert_eq!(get("appointment_id"), V::Uuid(good.appointment_id));
+    assert_eq!(get("mode"), V::Enum(2, "VIDEO".into()));
+    assert_eq!(get("scheduled_for"), V::TimestampMicros(good.scheduled_for));
+    assert_eq!(get("kind"), V::String("suivi".into()));
+    assert_eq!(
+        get("commune"),
+        V::Union(1, Box::new(V::String("75056".into())))
+    );
+    let V::Record(env) = get("envelope") else {
+        panic!("envelope")
+    };
+    assert!(env.contains(&(
+        "event_id".to_owned(),
+        V::Uuid(socle_ingest::canonicalize::event_id(
+            "cap-emploi",
+            &good.submission
+        ))
+    )));
 }
