@@ -311,11 +311,17 @@ async fn a_full_backlog_refuses_changes_until_events_are_published() {
         );
         drop(lease);
         assert_eq!(registry.events_backlog().await.expect("backlog"), 2);
-        let lease = registry
-            .pending_events(1)
-            .await
-            .expect("lease")
-            .expect("free");
+        // A dropped lease is released when its connection goes back to the pool, which happens
+        // in the background: wait for it (bounded).
+        let mut freed = None;
+        for _ in 0..100 {
+            freed = registry.pending_events(1).await.expect("lease");
+            if freed.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let lease = freed.expect("the dropped lease is released within 5 s");
         let (first, _) = lease.events[0];
         lease.published(first).await.expect("published");
         assert_eq!(registry.events_backlog().await.expect("backlog"), 1);
