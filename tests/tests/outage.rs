@@ -81,7 +81,14 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
         "not even the id: {body}"
     );
     assert_eq!(health_status, 503);
-    assert_eq!(health_body["failing"], serde_json::json!(["kafka"]));
+    let failing = health_body["failing"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        failing.contains(&serde_json::json!("kafka")),
+        "health names Kafka: {health_body}"
+    );
 
     eventually(
         Duration::from_secs(60),
