@@ -3,20 +3,19 @@
 //! person's own journal only, and the HTTP routes refusing non-auditors while recording every
 //! query (refusals included) on the access trail.
 
-#[path = "trail_support.rs"]
-mod support;
+mod common;
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::Utc;
+use common::*;
 use serde::Serialize;
 use socle_audit::http::{AuditState, Auditor};
 use socle_audit::queries::{self, Actor, Period, Restricted};
 use socle_domain::{AccessEvent, Decision, Envelope};
 use socle_kafka::schemas::Contract;
 use socle_kafka::AccessTrail;
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 /// A canonical person event of a type the audit projector has never heard of: it reads any

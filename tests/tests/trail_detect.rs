@@ -5,17 +5,16 @@
 //! suspended after at most a few hundred reads; the reads and seconds until suspension are
 //! printed (the benchmark in bench/trail/ records them). Then a reviewer lifts the suspension.
 
-#[path = "trail_support.rs"]
-mod support;
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::*;
 use socle_detect::runner::{DetectConfig, Progress};
 use socle_detect::{Rules, SanctionGuard, Verdict};
 use socle_domain::{AccessEvent, Decision, Envelope};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 fn read(user: &str, n: usize) -> AccessEvent {

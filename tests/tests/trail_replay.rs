@@ -1,13 +1,12 @@
 //! Decision replay on the real PostgreSQL: an access is re-evaluated with the grants in force
 //! at its instant (habilitations as events) and the cedar policies, beside what was decided.
 
-#[path = "trail_support.rs"]
-mod support;
+mod common;
 
 use chrono::{Duration, Utc};
+use common::*;
 use rdkafka::message::{OwnedMessage, Timestamp};
 use socle_domain::{AccessEvent, Decision, Envelope};
-use support::*;
 
 fn access(user: &str, at: chrono::DateTime<Utc>, policy_version: &str) -> AccessEvent {
     let mut envelope = Envelope::new(ORG, at).with_actor(user);
@@ -131,9 +130,6 @@ async fn a_past_access_is_replayed_with_the_grants_in_force_then() {
             .expect("agreements"),
         socle_projector::Layout::live(),
     );
-    socle_store::migrate(&db.pool)
-        .await
-        .expect("store migrations");
     let mut tx = db.pool.begin().await.expect("tx");
     models.ensure(&mut tx).await.expect("core state");
     let followed = uuid::Uuid::now_v7();

@@ -3,17 +3,16 @@
 //! forged checkpoint on the seal topic itself) is named precisely; a restarted sealer continues
 //! the chain exactly once.
 
-#[path = "trail_support.rs"]
-mod support;
+mod common;
 
 use std::time::Duration;
 
 use chrono::Utc;
+use common::*;
 use ed25519_dalek::SigningKey;
 use socle_domain::{AccessEvent, Decision, Envelope};
 use socle_seal::sealer::SealerConfig;
 use socle_seal::{Entry, Finding, Range};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 fn access(user: &str, n: usize) -> AccessEvent {
