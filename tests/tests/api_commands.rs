@@ -73,15 +73,7 @@ async fn ingress_messages(topic: &str) -> Vec<(String, Ingress)> {
     out
 }
 
-async fn setup(
-    series: u32,
-) -> (
-    sqlx::PgPool,
-    String,
-    String,
-    RunningApi,
-    Vec<socle_store::persons::PersonRow>,
-) {
+async fn setup(series: u32) -> (sqlx::PgPool, String, String, RunningApi, Vec<PersonRow>) {
     let topic = ingress_topic().await;
     let (pool, db) = fresh_db().await;
     let access = random_topic("it-access").await;

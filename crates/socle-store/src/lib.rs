@@ -8,7 +8,6 @@ pub mod core;
 pub mod ecosystem;
 pub mod keys;
 pub mod offsets;
-pub mod persons;
 
 use std::time::Duration;
 

@@ -341,10 +341,29 @@ pub fn live_models() -> LiveModels {
     }
 }
 
+/// A person's main fields, as the tests place them in a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRow {
+    pub person_id: Uuid,
+    pub operator: String,
+    pub registering_organisation: String,
+    pub registered_on: chrono::NaiveDate,
+    pub commune: String,
+    pub departement: String,
+    pub nir: Option<String>,
+    pub family_name: String,
+    pub given_name: String,
+    pub birth_date: chrono::NaiveDate,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub last_event_id: Uuid,
+    pub occurred_at: chrono::DateTime<Utc>,
+}
+
 /// `count` synthetic people named `{prefix}{letters(i)}` (not written anywhere yet).
-pub fn people(prefix: &str, series: u32, count: u32) -> Vec<socle_store::persons::PersonRow> {
+pub fn people(prefix: &str, series: u32, count: u32) -> Vec<PersonRow> {
     (0..count)
-        .map(|i| socle_store::persons::PersonRow {
+        .map(|i| PersonRow {
             person_id: Uuid::now_v7(),
             operator: "france-travail".into(),
             registering_organisation: String::new(),
@@ -366,12 +385,7 @@ pub fn people(prefix: &str, series: u32, count: u32) -> Vec<socle_store::persons
 
 /// Writes `rows` into `ecosystem`'s model, each followed by `org` (what the projector would
 /// write: only the granted columns, and the follow links that make the caseload).
-pub async fn place(
-    pool: &PgPool,
-    ecosystem: &str,
-    org: &str,
-    rows: &[socle_store::persons::PersonRow],
-) {
+pub async fn place(pool: &PgPool, ecosystem: &str, org: &str, rows: &[PersonRow]) {
     use socle_store::core::Val;
     let models = live_models();
     let (_, model) = models
@@ -434,7 +448,7 @@ pub async fn seed(
     prefix: &str,
     series: u32,
     count: u32,
-) -> Vec<socle_store::persons::PersonRow> {
+) -> Vec<PersonRow> {
     let rows = people(prefix, series, count);
     place(pool, ecosystem, org, &rows).await;
     rows
