@@ -19,10 +19,11 @@ ENV    := . $(LOCAL)/env.sh &&
 # Python virtual environment of the interop tests (tests/interop/setup.sh creates it).
 VENV   := $(or $(SOCLE_VENV),$(or $(SOCLE_DATA),$(CURDIR)/.local)/venv)
 
-.PHONY: help up down test fmt lint status logs stack-up build registry check-compose interop
+.PHONY: help up down demo test fmt lint status logs stack-up build registry check-compose interop
 
 help:
-	@echo "make up               start Kafka, PostgreSQL, the registry and socle; load the demo"
+	@echo "make up               start Kafka, PostgreSQL and every socle component; load the demo"
+	@echo "make demo             run the walkthrough make up prints, checking each step"
 	@echo "make down [PURGE=1]   stop everything (PURGE=1 also deletes the local data)"
 	@echo "make test             fmt check, clippy, all tests against the real services"
 	@echo "make fmt | lint       format the code | fmt check + clippy"
@@ -34,38 +35,37 @@ stack-up:
 build:
 	cargo build --bin socle
 
-# The schema registry (socle registry), restarted so that it runs the binary just built.
+# The schema registry (socle registry), restarted so that it runs the binary just built
+# (after `socle migrate`, which creates its tables).
 registry: stack-up build
-	$(ENV) $(DAEMON) restart registry -- $(SOCLE) registry
-	$(ENV) $(WAIT) "$$SOCLE__REGISTRY__URL/subjects" 60 $(LOGS)/registry.log
+	$(ENV) $(SOCLE) migrate >/dev/null
+	$(ENV) SOCLE_SUPERVISE=1 $(DAEMON) restart registry -- $(SOCLE) registry
+	$(ENV) $(WAIT) "$$SOCLE__REGISTRY__URL/health" 60 $(LOGS)/registry.log
 
 # The demo person loaded by `socle demo load` (crates/socle-cli/src/demo.rs).
 DEMO_PERSON := 01936b2a-5c00-7000-8000-000000000001
-# The development IdP (socle dev idp) that make up trusts, and the demo advisor (docs/api.md).
-DEV_IDP := http://127.0.0.1:8090
-AUTH    := SOCLE__AUTH__ISSUER=$(DEV_IDP) SOCLE__AUTH__JWKS_URL=$(DEV_IDP)/jwks.json
+# The demo advisor (a France Travail agency) and the grant make up gives her (docs/api.md).
 DEMO_ADVISOR := --user conseillere.demo --org 90000100900019 --ecosystem france-travail
 
-up: registry
-	$(ENV) $(SOCLE) admin topics apply
-	$(ENV) $(SOCLE) admin schemas apply
-	$(ENV) $(DAEMON) restart dev-idp -- $(SOCLE) dev idp
-	$(ENV) $(WAIT) "$(DEV_IDP)/jwks.json" 30 $(LOGS)/dev-idp.log
-	$(ENV) $(AUTH) $(DAEMON) restart socle -- $(SOCLE) all --no-registry
-	$(ENV) $(WAIT) "http://$$SOCLE__API__LISTEN/health" 90 $(LOGS)/socle.log
+# Everything: the stack, `socle migrate`, every component supervised (deploy/local/components.sh),
+# the demo data through ingest, the demo advisor's grant, then the walkthrough to paste.
+up: stack-up build
+	$(ENV) $(LOCAL)/components.sh up
 	$(ENV) $(SOCLE) demo load
-	$(ENV) $(SOCLE) admin grant $(DEMO_ADVISOR) --actions person.read,person.search,caseload.list \
+	$(ENV) $(SOCLE) admin grant $(DEMO_ADVISOR) \
+	  --actions person.read,person.search,person.write,caseload.list \
 	  --purpose accompagnement --until "$$(date -u -d "+30 days" +%Y-%m-%dT%H:%M:%SZ)" --by make-up
-	@$(ENV) echo; \
-	echo "socle is up."; \
-	echo "  API:           http://$$SOCLE__API__LISTEN  (registry: $$SOCLE__REGISTRY__URL)"; \
-	echo "  token:         TOKEN=\$$(target/debug/socle dev token $(DEMO_ADVISOR) --mfa)"; \
-	echo "  read a person: curl -s -H \"Authorization: Bearer \$$TOKEN\" http://$$SOCLE__API__LISTEN/persons/$(DEMO_PERSON)"; \
-	echo "  access trail:  $(SOCLE) audit tail"; \
-	echo "  health:        curl -s http://$$SOCLE__API__LISTEN/health"; \
-	echo "  logs:          $(LOGS)   stop: make down"
+	$(ENV) $(SOCLE) admin grant --user auditrice.demo --org 90000100500012 --ecosystem france-travail \
+	  --actions audit.query --purpose controle --until "$$(date -u -d "+30 days" +%Y-%m-%dT%H:%M:%SZ)" --by make-up
+	@$(ENV) $(LOCAL)/components.sh status || true
+	@$(ENV) DEMO_PERSON=$(DEMO_PERSON) $(LOCAL)/walkthrough.sh print
+
+# The walkthrough that make up prints, run step by step (each step checks what it shows).
+demo:
+	@$(ENV) DEMO_PERSON=$(DEMO_PERSON) $(LOCAL)/walkthrough.sh run
 
 down:
+	$(ENV) $(LOCAL)/components.sh down
 	$(DAEMON) stop --all
 	$(LOCAL)/stack.sh down $(if $(PURGE),--purge)
 
@@ -94,8 +94,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Kafka and PostgreSQL, then every component with its health; says plainly what is not running.
 status:
-	@$(LOCAL)/stack.sh status || true
+	@$(LOCAL)/stack.sh status >/dev/null 2>&1 || true
+	@$(LOCAL)/postgres.sh status || true
+	@$(LOCAL)/kafka.sh status || true
+	@$(ENV) $(LOCAL)/components.sh status || true
 
 logs:
 	@for f in $(LOGS)/*.log; do [[ -e "$$f" ]] || continue; echo "==== $$f"; tail -n 40 "$$f"; done

@@ -2,6 +2,9 @@
 # Run socle's own processes in the background, one pid file and one log per NAME.
 #   daemon.sh start NAME -- CMD [ARGS...]   start CMD (no-op if NAME is already running)
 #   daemon.sh restart NAME -- CMD [ARGS...] stop, then start (picks up a rebuilt binary)
+#     Either, with SOCLE_SUPERVISE=1: CMD runs under a supervisor that starts it again whenever
+#     it exits (crash, kill -9, error), after 1 s then doubling up to 30 s while it keeps failing
+#     within 60 s of its start; each restart is logged. Stopping NAME stops both.
 #   daemon.sh stop NAME|--all               SIGTERM, then SIGKILL after $SOCLE_DAEMON_STOP_TIMEOUT s (default 15)
 #   daemon.sh status [NAME]                 exit 0 if NAME runs (without NAME: list all)
 # Pid files: $SOCLE_DATA/run/NAME.pid, logs: $SOCLE_DATA/logs/NAME.log.
@@ -39,8 +42,33 @@ cmd_start() {
   echo "$1" >"$RUN_DIR/$name.cmd0"
   echo "==== $(date -Is) daemon.sh start $name: $*" >>"$log"
   rm -f "$(pidfile "$name")"
-  # shellcheck disable=SC2016 # $$ and $@ expand in the child shell
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &
+  if [[ "${SOCLE_SUPERVISE:-0}" == 1 ]]; then
+    # The supervisor is the process group leader: stop signals the whole group.
+    # shellcheck disable=SC2016 # expanded in the child shell
+    setsid bash -c '
+      echo $$ >"$0"
+      stopping=0
+      trap "stopping=1; kill -TERM \$child 2>/dev/null" TERM INT
+      delay=1
+      while :; do
+        started=$SECONDS
+        "$@" &
+        child=$!
+        wait $child; rc=$?
+        # wait returns early when a trapped signal arrives: wait for the child itself.
+        while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
+        ((stopping)) && exit 0
+        if ((SECONDS - started >= 60)); then delay=1; fi
+        echo "==== $(date -Is) supervisor: exited with status $rc, restarting in ${delay}s"
+        sleep $delay &
+        wait $!
+        ((stopping)) && exit 0
+        ((delay = delay * 2 > 30 ? 30 : delay * 2))
+      done' "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &
+  else
+    # shellcheck disable=SC2016 # $$ and $@ expand in the child shell
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &
+  fi
   local i
   for ((i = 0; i < 50; i++)); do
     [[ -s "$(pidfile "$name")" ]] && break

@@ -81,14 +81,16 @@ stop_pid() {
   fi
   pid="$(cat "$pidfile")"
   info "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  # The whole process group when it is one (daemon.sh starts each under setsid, a supervisor
+  # and its child together), else the process alone.
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < deadline * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
     info "$name did not stop within ${deadline}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1

@@ -11,7 +11,7 @@
 pub mod access;
 pub mod audit;
 pub mod commands;
-mod health;
+pub mod health;
 pub mod metrics;
 pub mod models;
 mod openapi;
@@ -59,6 +59,8 @@ pub struct AccessSettings {
     /// NIR lookups outside the caseload allowed per user and hour.
     pub nir_lookups_per_hour: u32,
     trail: TrailMode,
+    /// How far behind the trail the audit store may be for an auditor to be answered.
+    audit_freshness: socle_audit::freshness::Bounds,
 }
 
 /// Whether access events are written. Only [`TrailMode::Record`] exists unless the crate is
@@ -78,7 +80,21 @@ impl AccessSettings {
             step_up_acr,
             nir_lookups_per_hour,
             trail: TrailMode::Record,
+            audit_freshness: socle_audit::freshness::Bounds::default(),
         }
+    }
+
+    /// The bounds of the auditors' answers (settings `audit.max_lag_entries`,
+    /// `audit.max_lag_ms`; default 1000 entries, 30 s).
+    #[must_use]
+    pub fn with_audit_freshness(mut self, bounds: socle_audit::freshness::Bounds) -> Self {
+        self.audit_freshness = bounds;
+        self
+    }
+
+    /// See [`AccessSettings::with_audit_freshness`].
+    pub fn audit_freshness(&self) -> socle_audit::freshness::Bounds {
+        self.audit_freshness
     }
 
     /// Benchmark builds only: skip the trail write.

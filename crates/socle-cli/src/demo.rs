@@ -2,6 +2,7 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use socle_domain::PersonIdentity;
+use socle_ingest::ingress::{FollowStarted, Identity, Ingress, PersonRegistered, Submission};
 use socle_ingest::Registration;
 use uuid::Uuid;
 
@@ -58,53 +59,90 @@ pub fn follower(i: usize) -> Option<(String, &'static str)> {
     }
 }
 
-/// The `FollowStarted` event (as an Avro value) of the `i`-th demo person, if they are followed.
-pub fn follow_started(i: usize, person_id: Uuid) -> Option<apache_avro::types::Value> {
-    use apache_avro::types::Value;
-    let (organisation, ecosystem) = follower(i)?;
+/// The operator's reference of the `i`-th demo person (the Kafka key of its ingress messages).
+fn operator_ref(i: usize) -> String {
+    format!("DEMO-{i:06}")
+}
+
+fn submission(
+    organisation: &str,
+    i: usize,
+    seq: u32,
+    at: chrono::DateTime<Utc>,
+    person_id: Uuid,
+) -> Submission {
+    Submission {
+        event_id: Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("socle-demo/{i}/{seq}").as_bytes(),
+        ),
+        occurred_at: at.timestamp_micros(),
+        producer_organisation: organisation.to_owned(),
+        actor: Some("demo-loader".to_owned()),
+        correlation_id: None,
+        operator_person_ref: operator_ref(i),
+        person_id: Some(person_id),
+    }
+}
+
+/// What the operators' information systems publish about the `i`-th demo person, each with the
+/// operator whose ingress topic carries it: the registration, then (for two thirds of them) the
+/// follow by a Mission Locale or Cap Emploi. `socle ingest` checks them like any other message.
+pub fn ingress(i: usize) -> Vec<(&'static str, Ingress)> {
     let r = registration(i);
-    let envelope = socle_domain::Envelope::new(
-        organisation.clone(),
-        r.occurred_at + chrono::TimeDelta::days(2),
-    )
-    .with_actor("demo-loader");
-    let s = |v: &str| Value::String(v.to_owned());
-    Some(Value::Record(vec![
-        (
-            "envelope".into(),
-            Value::Record(vec![
-                ("event_id".into(), s(&envelope.event_id.to_string())),
-                (
-                    "occurred_at".into(),
-                    Value::TimestampMicros(envelope.occurred_at),
+    let operator = OPERATORS[i % OPERATORS.len()];
+    let mut out = vec![(
+        operator,
+        Ingress::Registered(PersonRegistered {
+            submission: submission(
+                &r.registering_organisation,
+                i,
+                0,
+                r.occurred_at,
+                r.person_id,
+            ),
+            operator: r.operator.clone(),
+            registering_organisation: r.registering_organisation.clone(),
+            registered_on: socle_domain::time::to_days(r.registered_on),
+            commune: r.commune.clone(),
+            departement: r.departement.clone(),
+            identity: Identity {
+                nir: r.identity.nir.clone(),
+                family_name: r.identity.family_name.clone(),
+                given_name: r.identity.given_name.clone(),
+                birth_date: r.identity.birth_date,
+                email: r.identity.email.clone(),
+                phone: r.identity.phone.clone(),
+            },
+        }),
+    )];
+    if let Some((organisation, ecosystem)) = follower(i) {
+        let follower_operator = match ecosystem {
+            "missions-locales" => "mission-locale",
+            _ => "cap-emploi",
+        };
+        out.push((
+            follower_operator,
+            Ingress::FollowStarted(FollowStarted {
+                submission: submission(
+                    &organisation,
+                    i,
+                    1,
+                    r.occurred_at + chrono::TimeDelta::days(2),
+                    r.person_id,
                 ),
-                (
-                    "recorded_at".into(),
-                    Value::TimestampMicros(envelope.recorded_at),
-                ),
-                ("producer_organisation".into(), s(&organisation)),
-                ("actor".into(), s("demo-loader")),
-                ("correlation_id".into(), Value::Null),
-                ("causation_id".into(), Value::Null),
-                ("schema_version".into(), Value::Int(1)),
-            ]),
-        ),
-        ("person_id".into(), s(&person_id.to_string())),
-        (
-            "follow_id".into(),
-            s(&Uuid::from_u128(person_id.as_u128() ^ 0xF011).to_string()),
-        ),
-        ("organisation".into(), s(&organisation)),
-        ("ecosystem".into(), s(ecosystem)),
-        ("activity".into(), s("accompagnement")),
-        ("territory".into(), s(&r.departement)),
-        ("purpose".into(), s("accompagnement")),
-        (
-            "started_on".into(),
-            Value::Date(socle_domain::time::to_days(r.registered_on) + 2),
-        ),
-        ("until".into(), Value::Null),
-    ]))
+                follow_id: Uuid::from_u128(r.person_id.as_u128() ^ 0xF011),
+                organisation,
+                ecosystem: ecosystem.to_owned(),
+                activity: "accompagnement".to_owned(),
+                territory: r.departement.clone(),
+                purpose: "accompagnement".to_owned(),
+                started_on: socle_domain::time::to_days(r.registered_on) + 2,
+                until: None,
+            }),
+        ));
+    }
+    out
 }
 
 /// The `i`-th demo registration (deterministic).

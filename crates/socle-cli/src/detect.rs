@@ -55,9 +55,6 @@ pub async fn run(
     match command {
         DetectCommand::Run => {
             let pool = crate::pool(settings).await?;
-            socle_detect::migrate(&pool)
-                .await
-                .context("migrating the detect schema")?;
             let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
                 .context("kafka producer")?;
             let config = DetectConfig {
@@ -66,18 +63,25 @@ pub async fn run(
                 alerts_topic: d.alerts_topic.clone(),
                 sanctions_topic: d.sanctions_topic.clone(),
                 group: d.group.clone(),
+                group_instance_id: crate::settings::group_instance_id(&d.group_instance_id),
                 rules: d.rules.clone(),
             };
-            socle_detect::runner::run(
-                config,
-                pool,
-                crate::codec(settings)?,
-                producer,
-                None,
-                shutdown,
-            )
+            let probes = crate::ops::Probes::new("detect", &settings.kafka.brokers)?
+                .with_pool(&pool)
+                .with_registry(&settings.registry.url);
+            crate::ops::with_health(settings.health.detect, probes, async {
+                socle_detect::runner::run(
+                    config,
+                    pool.clone(),
+                    crate::codec(settings)?,
+                    producer,
+                    None,
+                    shutdown,
+                )
+                .await
+                .context("detector")
+            })
             .await
-            .context("detector")
         }
         DetectCommand::Lift {
             user,
@@ -93,9 +97,6 @@ pub async fn run(
                 })
                 .transpose()?;
             let pool = crate::pool(settings).await?;
-            socle_detect::migrate(&pool)
-                .await
-                .context("migrating the detect schema")?;
             let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
                 .context("kafka producer")?;
             let lifted = socle_detect::runner::lift(
@@ -122,9 +123,6 @@ pub async fn run(
         }
         DetectCommand::Status { user } => {
             let pool = crate::pool(settings).await?;
-            socle_detect::migrate(&pool)
-                .await
-                .context("migrating the detect schema")?;
             // What the API's guard answers for this user now (no MFA session assumed).
             let guard = socle_detect::SanctionGuard::new(
                 pool.clone(),

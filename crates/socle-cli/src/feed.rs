@@ -15,9 +15,6 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         &crate::agreements(settings)?,
         socle_projector::Layout::live(),
     );
-    let mut tx = pool.begin().await.context("database")?;
-    models.ensure(&mut tx).await.context("models")?;
-    tx.commit().await.context("database")?;
     let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
         .context("kafka producer")?;
     let trail = AccessTrail::new(
@@ -31,7 +28,13 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         idle: Duration::from_millis(settings.feeds.idle_ms),
         organisation: settings.feeds.organisation.clone(),
     };
-    socle_projector::feed::run(pool, codec, producer, trail, models, config, shutdown)
-        .await
-        .context("feed relay")
+    let probes = crate::ops::Probes::new("feed", &settings.kafka.brokers)?
+        .with_pool(&pool)
+        .with_registry(&settings.registry.url);
+    crate::ops::with_health(settings.health.feed, probes, async {
+        socle_projector::feed::run(pool.clone(), codec, producer, trail, models, config, shutdown)
+            .await
+            .context("feed relay")
+    })
+    .await
 }

@@ -7,6 +7,8 @@ mod dev;
 mod feed;
 mod habilitations;
 mod ingest;
+mod migrate;
+mod ops;
 mod reference;
 mod replay;
 mod schemas;
@@ -40,13 +42,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create or migrate every schema socle keeps in PostgreSQL (run once, before any component).
+    Migrate,
     /// Serve the Confluent-compatible schema registry.
     Registry,
     /// Project the canonical topics into the PostgreSQL read models.
     Project,
     /// Serve the HTTP API.
     Serve,
-    /// Run the registry, the projector and the API in one process (development).
+    /// Run the registry, the projector, the feed relay and the API in one process (development;
+    /// `make up` runs every component as its own process instead).
     All {
         /// Use the registry at registry.url instead of starting one.
         #[arg(long)]
@@ -133,7 +138,8 @@ enum TopicsCommand {
 
 #[derive(Debug, Subcommand)]
 enum DemoCommand {
-    /// Publish the demo persons and wait until they are readable.
+    /// Publish the demo persons on the operators' ingress topics (as their IS would, through
+    /// `socle ingest` and its rules) and wait until they are readable.
     Load {
         /// How many persons.
         #[arg(long, default_value_t = 20)]
@@ -146,7 +152,8 @@ enum DemoCommand {
 
 #[derive(Debug, Subcommand)]
 enum ProduceCommand {
-    /// Register a person (the personal fields are sealed with the person's key).
+    /// Register a person: a `PersonRegistered` on the operator's ingress topic, checked and
+    /// sealed by `socle ingest` like any operator message (dead-lettered if it breaks a rule).
     PersonRegistered(PersonArgs),
 }
 
@@ -214,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
     match cli.command {
+        Command::Migrate => migrate::run(&settings).await,
         Command::Registry => run_registry(&settings, shutdown).await,
         Command::Project => run_projector(&settings, shutdown).await,
         Command::Serve => run_api(&settings, shutdown).await,
@@ -280,9 +288,8 @@ pub(crate) async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
         .await
         .context("connecting to PostgreSQL (database.url)")?;
-    socle_store::migrate(&pool)
-        .await
-        .context("migrating the database")?;
+    // Schemas are created by `socle migrate` alone; a component only checks them.
+    migrate::check(&pool, settings).await?;
     Ok(pool)
 }
 
@@ -293,12 +300,8 @@ pub(crate) fn codec(settings: &Settings) -> anyhow::Result<Arc<Codec>> {
 }
 
 async fn run_registry(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
-        .await
-        .context("connecting to PostgreSQL (database.url)")?;
-    let registry = socle_registry::Registry::new(pool)
-        .await
-        .context("starting the registry")?;
+    let pool = pool(settings).await?;
+    let registry = socle_registry::Registry::open(pool);
     // Registrations are events: registered in its own store, published from its outbox.
     let (registry, relay) = socle_contracts::events::start(
         registry,
@@ -350,9 +353,15 @@ async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyh
     };
     let models =
         socle_projector::Models::new(&agreements(settings)?, socle_projector::Layout::live());
-    socle_projector::run(config, pool, codec(settings)?, models, shutdown)
-        .await
-        .context("projector")
+    let probes = ops::Probes::new("projector", &settings.kafka.brokers)?
+        .with_pool(&pool)
+        .with_registry(&settings.registry.url);
+    ops::with_health(settings.health.projector, probes, async {
+        socle_projector::run(config, pool.clone(), codec(settings)?, models, shutdown)
+            .await
+            .context("projector")
+    })
+    .await
 }
 
 async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -380,17 +389,10 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
     )
     .context("[auth] issuer, jwks_url and audience must be set (development: `socle dev idp`, see docs/api.md)")?;
     let engine = socle_policy::Engine::load(&auth.policies_dir).context("access policies")?;
-    // The per-ecosystem models the API reads (created here too, in case the projector has not
-    // started yet; creation is idempotent and serialised).
+    // The per-ecosystem models the API reads (created by `socle migrate`, checked by `pool`).
     let models =
         socle_projector::Models::new(&agreements(settings)?, socle_projector::Layout::live());
-    let mut tx = pool.begin().await.context("PostgreSQL")?;
-    models.ensure(&mut tx).await.context("ecosystem models")?;
-    tx.commit().await.context("PostgreSQL")?;
     info!(policy_version = engine.version(), "access policies loaded");
-    socle_policy::migrate(&pool)
-        .await
-        .context("migrating habilitations")?;
     // Keep this policy version's texts, so decisions taken under it can be replayed later.
     engine
         .archive(&pool)
@@ -418,14 +420,7 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         cap_emploi: settings.ingest.cap_emploi_topic.clone(),
         missions_locales: settings.ingest.missions_locales_topic.clone(),
     });
-    // The detector's sanctions table, read per request (cached briefly) to honour suspensions.
-    socle_detect::migrate(&pool)
-        .await
-        .context("migrating the detector's tables")?;
-    // The audit store, which the auditors' endpoints read.
-    socle_audit::migrate(&pool)
-        .await
-        .context("migrating the audit store")?;
+    // The detector's sanctions table is read per request (cached briefly) to honour suspensions.
     let sanctions_pool = pool.clone();
     let state = socle_api::AppState {
         pool,
@@ -543,58 +538,36 @@ async fn apply_topics(settings: &Settings, file: Option<PathBuf>) -> anyhow::Res
     Ok(())
 }
 
-async fn publisher(settings: &Settings) -> anyhow::Result<socle_ingest::Publisher> {
-    let pool = pool(settings).await?;
-    let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
-        .context("kafka producer")?;
-    Ok(socle_ingest::Publisher::new(
-        pool,
-        codec(settings)?,
-        producer,
-        settings.topics.persons.clone(),
-    ))
-}
-
 async fn load_demo(settings: &Settings, count: usize, wait: Duration) -> anyhow::Result<()> {
-    let publisher = publisher(settings).await?;
-    let codec = codec(settings)?;
-    let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
-        .context("kafka producer")?;
-    let follow = socle_kafka::schemas::person_event("socle.person.FollowStarted")
-        .context("the FollowStarted contract is compiled in")?;
-    let topic = &settings.topics.persons;
+    let mut sender = ingest::IngressSender::new(settings).await?;
+    let mut messages = 0;
     for i in 0..count {
-        let registration = demo::registration(i);
-        let person = registration.person_id;
-        publisher
-            .register(registration)
-            .await
-            .with_context(|| format!("publishing demo person {i}"))?;
-        if let Some(value) = demo::follow_started(i, person) {
-            let payload = codec.encode_value(topic, follow, value).await?;
-            producer.send(topic, &person.to_string(), &payload).await?;
+        for (operator, message) in demo::ingress(i) {
+            sender
+                .send(settings, operator, &message)
+                .await
+                .with_context(|| format!("publishing demo person {i}"))?;
+            messages += 1;
         }
     }
-    println!("published {count} demo persons to {topic} (a third followed by a Mission Locale, a third by Cap Emploi)");
+    println!(
+        "published {messages} messages about {count} demo persons on the operators' ingress topics \
+         (a third followed by a Mission Locale, a third by Cap Emploi)"
+    );
     let pool = pool(settings).await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let visible: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'eco_france_travail') \
-             AND EXISTS (SELECT 1 FROM projector.models WHERE schema_name = 'eco_france_travail')",
-        )
-        .fetch_one(&pool)
-        .await?
-            && socle_store::ecosystem::person_ids(&pool, "eco_france_travail")
-                .await?
-                .contains(&demo::DEMO_PERSON);
-        if visible {
+        if socle_store::ecosystem::person_ids(&pool, "eco_france_travail")
+            .await?
+            .contains(&demo::DEMO_PERSON)
+        {
             println!("demo person {} is readable", demo::DEMO_PERSON);
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             bail!(
-                "demo person {} not projected within {wait:?}: is `socle project` (or `socle all`) running?",
+                "demo person {} not projected within {wait:?}: are `socle ingest` and `socle project` running? \
+                 (rejected messages are in the dead-letter topic: `make logs`)",
                 demo::DEMO_PERSON
             );
         }
@@ -603,35 +576,39 @@ async fn load_demo(settings: &Settings, count: usize, wait: Duration) -> anyhow:
 }
 
 async fn produce_person(settings: &Settings, args: PersonArgs) -> anyhow::Result<()> {
-    let publisher = publisher(settings).await?;
-    let mut identity = socle_domain::PersonIdentity {
-        nir: args.nir,
-        family_name: args.family_name,
-        given_name: args.given_name,
-        birth_date: 0,
-        email: args.email,
-        phone: None,
-    };
-    identity.set_birth_date(args.birth_date);
-    let published = publisher
-        .register(socle_ingest::Registration {
-            person_id: args.person_id.unwrap_or_else(uuid::Uuid::now_v7),
-            operator: args.operator,
-            registering_organisation: args.organisation,
-            registered_on: chrono::Utc::now().date_naive(),
-            commune: args.commune,
-            departement: args.departement,
-            identity,
+    use socle_ingest::ingress::{Identity, Ingress, PersonRegistered, Submission};
+    let person_id = args.person_id.unwrap_or_else(uuid::Uuid::now_v7);
+    let now = chrono::Utc::now();
+    let message = Ingress::Registered(PersonRegistered {
+        submission: Submission {
+            event_id: uuid::Uuid::now_v7(),
+            occurred_at: now.timestamp_micros(),
+            producer_organisation: args.organisation.clone(),
             actor: Some("socle-cli".to_owned()),
-            occurred_at: chrono::Utc::now(),
-        })
-        .await?;
+            correlation_id: None,
+            operator_person_ref: person_id.to_string(),
+            person_id: Some(person_id),
+        },
+        operator: args.operator.clone(),
+        registering_organisation: args.organisation,
+        registered_on: socle_domain::time::to_days(now.date_naive()),
+        commune: args.commune,
+        departement: args.departement,
+        identity: Identity {
+            nir: args.nir,
+            family_name: args.family_name,
+            given_name: args.given_name,
+            birth_date: socle_domain::time::to_days(args.birth_date),
+            email: args.email,
+            phone: None,
+        },
+    });
+    let mut sender = ingest::IngressSender::new(settings).await?;
+    sender.send(settings, &args.operator, &message).await?;
     println!(
-        "person {} registered: event {} at partition {} offset {}",
-        published.person_id,
-        published.event_id,
-        published.delivered.partition,
-        published.delivered.offset
+        "registration of person {person_id} sent to {}'s ingress topic: `socle ingest` checks it \
+         (a message that breaks a rule goes to {} with its reason)",
+        args.operator, settings.ingest.deadletter_topic
     );
     Ok(())
 }

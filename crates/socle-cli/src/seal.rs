@@ -58,9 +58,6 @@ async fn seal(settings: &Settings, shutdown: CancellationToken) -> anyhow::Resul
     let key = socle_seal::keys::load_private(&settings.seal.private_key)
         .context("seal.private_key (generate one with `socle seal keygen`)")?;
     let pool = crate::pool(settings).await?;
-    socle_seal::migrate(&pool)
-        .await
-        .context("migrating the seal schema")?;
     let producer = EventProducer::new(&settings.kafka.brokers, settings.delivery_timeout())
         .context("kafka producer")?;
     let config = socle_seal::sealer::SealerConfig {
@@ -70,16 +67,22 @@ async fn seal(settings: &Settings, shutdown: CancellationToken) -> anyhow::Resul
         every_entries: settings.seal.every_entries,
         every: Duration::from_millis(settings.seal.every_ms),
     };
-    socle_seal::sealer::run(
-        config,
-        pool,
-        crate::codec(settings)?,
-        producer,
-        key,
-        shutdown,
-    )
+    let probes = crate::ops::Probes::new("seal", &settings.kafka.brokers)?
+        .with_pool(&pool)
+        .with_registry(&settings.registry.url);
+    crate::ops::with_health(settings.health.seal, probes, async {
+        socle_seal::sealer::run(
+            config,
+            pool.clone(),
+            crate::codec(settings)?,
+            producer,
+            key,
+            shutdown,
+        )
+        .await
+        .context("sealer")
+    })
     .await
-    .context("sealer")
 }
 
 fn keygen(private: PathBuf, public: PathBuf, force: bool) -> anyhow::Result<()> {

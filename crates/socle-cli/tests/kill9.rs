@@ -27,22 +27,38 @@ struct Setup {
     group: String,
 }
 
-fn projector(s: &Setup) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_socle"))
-        .arg("project")
+fn socle(s: &Setup, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_socle"));
+    command
+        .args(args)
         .env("SOCLE__DATABASE__URL", &s.db_url)
-        .env("SOCLE__TOPICS__PERSONS", &s.topic)
-        .env("SOCLE__PROJECTOR__GROUP", &s.group)
-        .env("SOCLE__PROJECTOR__BATCH_SIZE", "40")
         .env(
             "SOCLE__AGREEMENTS__DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agreements"),
         )
+        // Any free port: the make-up stack may hold the default one.
+        .env("SOCLE__HEALTH__PROJECTOR", "127.0.0.1:0");
+    command
+}
+
+fn projector(s: &Setup) -> Child {
+    socle(s, &["project"])
+        .env("SOCLE__TOPICS__PERSONS", &s.topic)
+        .env("SOCLE__PROJECTOR__GROUP", &s.group)
+        .env("SOCLE__PROJECTOR__BATCH_SIZE", "40")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("socle project starts")
+}
+
+fn projector_output(s: &Setup) -> std::process::Output {
+    socle(s, &["project"])
+        .env("SOCLE__TOPICS__PERSONS", &s.topic)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("socle project runs")
 }
 
 fn registration(n: u32, person_id: Uuid, family_name: &str) -> Registration {
@@ -90,7 +106,6 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         admin_url.rsplit_once('/').expect("db url").0
     );
     let pool = socle_store::connect(&db_url, 4).await.expect("connect");
-    socle_store::migrate(&pool).await.expect("migrate");
     let topic = format!("it-kill9-{}", Uuid::new_v4().simple());
     let kafka: AdminClient<DefaultClientContext> = socle_kafka::client_config(&brokers)
         .create()
@@ -111,6 +126,20 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         topic: topic.clone(),
         group: format!("it-kill9-{}", Uuid::new_v4().simple()),
     };
+    // The one step that creates every schema, as `make up` runs it; a component alone refuses
+    // to start on a database that was not migrated.
+    let refused = projector_output(&setup);
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("socle migrate"),
+        "an unmigrated database is refused, naming `socle migrate`: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let migrated = socle(&setup, &["migrate"]).output().expect("socle migrate runs");
+    assert!(
+        migrated.status.success(),
+        "socle migrate: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let codec = std::sync::Arc::new(
         Codec::new(&env("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"),
     );

@@ -81,6 +81,10 @@ impl Models {
     /// # Errors
     /// Database errors, or a model built under another agreement version.
     pub async fn ensure(&self, tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+        // One creator at a time, the core schema included: two components starting together
+        // would otherwise both run CREATE SCHEMA IF NOT EXISTS and one fail on pg_namespace's
+        // unique index. (`socle migrate` creates them before any component starts.)
+        socle_store::lock_schema(tx).await?;
         socle_store::core::ensure(tx, &self.layout.core).await?;
         for (_, model) in &self.entries {
             socle_store::ecosystem::ensure(tx, model).await?;

@@ -132,16 +132,26 @@ impl Registry {
     /// [`Error::Database`] when PostgreSQL cannot be reached or the DDL fails.
     pub async fn new(pool: PgPool) -> Result<Registry> {
         Self::migrate(&pool).await?;
-        Ok(Registry {
+        Ok(Self::open(pool))
+    }
+
+    /// The registry on tables already created by [`Registry::migrate`] (`socle migrate`).
+    #[must_use]
+    pub fn open(pool: PgPool) -> Registry {
+        Registry {
             core: Arc::new(core::Core {
                 pool,
                 sink: None,
                 max_backlog: None,
             }),
-        })
+        }
     }
 
-    async fn migrate(pool: &PgPool) -> Result<()> {
+    /// Creates or migrates the registry's tables (serialised by an advisory lock).
+    ///
+    /// # Errors
+    /// [`Error::Database`] when PostgreSQL cannot be reached or the DDL fails.
+    pub async fn migrate(pool: &PgPool) -> Result<()> {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)

@@ -70,6 +70,12 @@ pub static CHECKPOINT: LazyLock<Contract> = LazyLock::new(|| {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// This crate's migrations, for `socle migrate` and the start-up check of the components.
+#[must_use]
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// Applies this crate's migrations (`seal` schema, versions from 40001; others are left alone).
 ///
 /// # Errors

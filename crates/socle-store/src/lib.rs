@@ -78,6 +78,12 @@ impl Error {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// This crate's migrations, for `socle migrate` and the start-up check of the components.
+#[must_use]
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// Connects to `url` with a bounded pool.
 ///
 /// # Errors
@@ -102,6 +108,18 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     };
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Takes the transaction-scoped lock that serialises every creation of socle's schemas (core,
+/// ecosystem models, roles), so that no two creators race.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn lock_schema(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('socle.models'))")
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
