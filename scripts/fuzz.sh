@@ -16,7 +16,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(frame ingress resolve)
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
-export SOCLE_SHARED_DATA="${SOCLE_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+# The runtime referential the rules are checked against (reference/README.md).
+export SOCLE__REFERENCE__DIR="${SOCLE__REFERENCE__DIR:-$PWD/reference}"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"

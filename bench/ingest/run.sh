@@ -13,7 +13,8 @@ persons="${1:-200000}"
 bad_persons="${2:-40000}"
 # shellcheck source=/dev/null
 . deploy/local/env.sh
-export SOCLE_SHARED_DATA="${SOCLE_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+# The runtime referential (reference/README.md).
+export SOCLE__REFERENCE__DIR="${SOCLE__REFERENCE__DIR:-$PWD/reference}"
 # SOCLE_BENCH_NO_BUILD=1 reuses the last release build (e.g. while the workspace does not build).
 [ -n "${SOCLE_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p socle-ingest --example ingest_bench
 out="$(mktemp)"

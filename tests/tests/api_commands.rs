@@ -242,15 +242,15 @@ async fn commands_are_published_in_the_ingress_contract() {
 }
 
 fn referential() -> Arc<socle_domain::reference::Referential> {
-    let dir = std::env::var_os("SOCLE__INGEST__SHARED_DATA").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
+    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
         PathBuf::from,
     );
     Arc::new(
         socle_domain::reference::Referential::load(
             &socle_domain::reference::ReferencePaths::under(&dir),
         )
-        .expect("shared/data loads"),
+        .expect("the referential (reference/) loads"),
     )
 }
 

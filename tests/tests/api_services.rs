@@ -10,9 +10,13 @@ use api_support::*;
 use serde_json::Value;
 
 fn sample_services() -> Vec<Value> {
-    let path = std::env::var("SOCLE_DATA_INCLUSION_SAMPLE").unwrap_or_else(|_| {
-        "/work/shared/data/data-inclusion-api/sample_responses_from_snapshot.json".to_owned()
-    });
+    // What `socle reference load` publishes by default: the sample in the runtime referential
+    // (`reference.dir`, reference/README.md).
+    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
+        std::path::PathBuf::from,
+    );
+    let path = dir.join("data-inclusion-api/sample_responses_from_snapshot.json");
     let text = std::fs::read_to_string(&path).expect("the data·inclusion sample is readable");
     let doc: Value = serde_json::from_str(&text).expect("json");
     let sample = doc["test_list_services_all"]["items"][0].clone();

@@ -25,11 +25,14 @@ use socle_ingest::{IngestConfig, Source, Totals};
 use tokio_util::sync::CancellationToken;
 
 static REFERENTIAL: LazyLock<Arc<Referential>> = LazyLock::new(|| {
-    let dir = std::env::var_os("SOCLE__INGEST__SHARED_DATA").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
+    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
         PathBuf::from,
     );
-    Arc::new(Referential::load(&ReferencePaths::under(&dir)).expect("shared/data loads"))
+    Arc::new(
+        Referential::load(&ReferencePaths::under(&dir))
+            .expect("the referential (reference/) loads"),
+    )
 });
 
 /// Random topics for one test: one ingress topic per operator, persons, dead letters.

@@ -77,7 +77,7 @@ pub fn sources(settings: &Settings) -> Vec<Source> {
 fn referential(dir: &Path) -> anyhow::Result<Referential> {
     Referential::load(&ReferencePaths::under(dir)).with_context(|| {
         format!(
-            "loading the reference data under ingest.shared_data = {}",
+            "loading the referential under reference.dir = {} (reference/README.md)",
             dir.display()
         )
     })
@@ -85,7 +85,7 @@ fn referential(dir: &Path) -> anyhow::Result<Referential> {
 
 async fn ingest(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let i = &settings.ingest;
-    let referential = Arc::new(referential(&i.shared_data)?);
+    let referential = Arc::new(referential(&settings.reference.dir)?);
     let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
         .await
         .context("connecting to PostgreSQL (database.url)")?;

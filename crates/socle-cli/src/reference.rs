@@ -7,9 +7,10 @@
 //! (`schemas/reference/ServicePublished.avsc`, keyed `service:<id>`, acks=all) and written into
 //! `reference.services` (PostgreSQL), which `GET /services` reads. The input is a data·inclusion
 //! API answer (`{"items": [...]}`), a JSON array of services, or the snapshot's sample file
-//! (`sample_responses_from_snapshot.json`, whose services are under `test_list_services_all`).
+//! (`sample_responses_from_snapshot.json`, whose services are under `test_list_services_all`),
+//! by default the copy in the referential folder (`reference.dir`, reference/README.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
@@ -28,11 +29,10 @@ pub enum ReferenceCommand {
     /// Load data·inclusion services: publish them on the reference topic and write the catalogue.
     Load {
         /// data·inclusion services (API answer, array, or the snapshot's sample file).
-        #[arg(
-            long,
-            default_value = "/work/shared/data/data-inclusion-api/sample_responses_from_snapshot.json"
-        )]
-        file: PathBuf,
+        /// Default: the snapshot's sample in the referential,
+        /// `<reference.dir>/data-inclusion-api/sample_responses_from_snapshot.json`.
+        #[arg(long)]
+        file: Option<PathBuf>,
         /// The reference topic.
         #[arg(long, default_value = "socle.reference")]
         topic: String,
@@ -46,6 +46,11 @@ pub enum ReferenceCommand {
         #[arg(long)]
         no_publish: bool,
     },
+}
+
+/// The data·inclusion snapshot sample of the referential folder `dir` (reference/README.md).
+fn default_file(dir: &Path) -> PathBuf {
+    dir.join("data-inclusion-api/sample_responses_from_snapshot.json")
 }
 
 fn items(v: Option<Value>) -> Option<Vec<Value>> {
@@ -308,6 +313,7 @@ pub async fn run(
     } = cmd;
     socle_domain::validate::Siret::parse(&organisation)
         .map_err(|e| anyhow::anyhow!("--organisation: {e}"))?;
+    let file = file.unwrap_or_else(|| default_file(&settings.reference.dir));
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let doc: Value =
@@ -406,5 +412,25 @@ mod tests {
         let sample = serde_json::json!({"test_list_structures_all": {"items": [{"id": "s"}]}});
         assert_eq!(structures(&sample).len(), 1);
         assert!(structures(&serde_json::json!([])).is_empty());
+    }
+
+    #[test]
+    fn the_default_file_is_the_repository_sample_and_loads() {
+        // `reference.dir` defaults to `reference`, relative to the repository root.
+        let settings = Settings::load_from(None, std::iter::empty()).expect("built-in defaults");
+        assert_eq!(settings.reference.dir, std::path::Path::new("reference"));
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let file = default_file(&repo.join(&settings.reference.dir));
+        let text = std::fs::read_to_string(&file).expect("the sample is in reference/");
+        let doc: Value = serde_json::from_str(&text).expect("json");
+        let found = structures(&doc);
+        let items = services(doc).expect("services");
+        assert!(!items.is_empty() && !found.is_empty());
+        for s in items {
+            serde_json::from_value::<DiService>(s).expect("a data·inclusion service");
+        }
+        for s in found {
+            serde_json::from_value::<DiStructure>(s).expect("a data·inclusion structure");
+        }
     }
 }

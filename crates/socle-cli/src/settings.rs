@@ -20,6 +20,7 @@ pub struct Settings {
     pub topics: Topics,
     pub projector: Projector,
     pub agreements: AgreementsSettings,
+    pub reference: ReferenceSettings,
     pub feeds: Feeds,
     pub auth: Auth,
     pub ingest: Ingest,
@@ -89,6 +90,15 @@ pub struct AgreementsSettings {
     pub dir: PathBuf,
 }
 
+/// `[reference]`: the runtime referential (reference/README.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSettings {
+    /// Folder with the upstream layout (`insee-cog/`, `rome-v460/`, `data-inclusion-schema/`,
+    /// `france-travail-pass-emploi/`, `data-inclusion-api/`), relative to the working directory.
+    pub dir: PathBuf,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Projector {
@@ -136,8 +146,6 @@ pub struct Ingest {
     pub cap_emploi_topic: String,
     pub missions_locales_topic: String,
     pub deadletter_topic: String,
-    /// The shared reference data folder (INSEE COG, ROME, data·inclusion, pass-emploi).
-    pub shared_data: PathBuf,
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
     pub transaction_timeout_ms: u64,

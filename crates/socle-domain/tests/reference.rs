@@ -1,4 +1,5 @@
-//! The reference loaders against the real files in `shared/data`.
+//! The reference loaders against the runtime referential (`reference/`), checked against the
+//! upstream material of `shared/data` (JSON Schemas, samples).
 
 mod common;
 
@@ -244,7 +245,7 @@ fn organisations() {
 
 #[test]
 fn missing_files_are_reported_with_their_path() {
-    let mut paths = ReferencePaths::under(&common::shared_data());
+    let mut paths = ReferencePaths::under(&common::reference_dir());
     paths.rome = paths.rome.join("nowhere");
     let err = Referential::load(&paths).expect_err("must fail");
     assert!(err.to_string().contains("nowhere"), "{err}");

@@ -297,15 +297,15 @@ async fn main() -> BoxResult<()> {
         "SOCLE__DATABASE__URL",
         "postgres://socle:socle@localhost:5432/socle",
     );
-    let shared = PathBuf::from(env(
-        "SOCLE_SHARED_DATA",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"),
+    let reference = PathBuf::from(env(
+        "SOCLE__REFERENCE__DIR",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../reference"),
     ));
     let persons = arg("--persons", 200_000);
     let bad_persons = arg("--bad-persons", 40_000);
     let batch = usize::try_from(arg("--batch", 2000))?;
 
-    let referential = Arc::new(Referential::load(&ReferencePaths::under(&shared))?);
+    let referential = Arc::new(Referential::load(&ReferencePaths::under(&reference))?);
     // A database of its own (the keys of the synthetic people), dropped at the end.
     let db_name = format!("socle_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db_url).await?;

@@ -14,11 +14,11 @@ use crate::contracts;
 use crate::decode;
 use crate::rules::{self, Context};
 
-/// The reference data, from `SOCLE_SHARED_DATA` or `../shared/data` next to the repository;
+/// The runtime referential, from `SOCLE__REFERENCE__DIR` or the repository's `reference/`;
 /// `None` if it cannot be loaded (the rules are then not exercised).
 static REFERENTIAL: LazyLock<Option<Referential>> = LazyLock::new(|| {
-    let dir = std::env::var_os("SOCLE_SHARED_DATA").map_or_else(
-        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")),
+    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../reference")),
         std::path::PathBuf::from,
     );
     Referential::load(&ReferencePaths::under(&dir)).ok()

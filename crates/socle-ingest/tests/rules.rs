@@ -1,5 +1,5 @@
 //! The decode → rules path offline (no registry: schema ids 1..=9 stand for the ingress
-//! contracts in order), against the real reference data in `shared/data`.
+//! contracts in order), against the runtime referential in the repository's `reference/`.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -12,15 +12,15 @@ use socle_ingest::rules::{self, Context, Rejection};
 use socle_ingest::synthetic::{self, Bad};
 use uuid::Uuid;
 
-fn shared_data() -> PathBuf {
-    std::env::var_os("SOCLE_SHARED_DATA").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")),
+fn reference_dir() -> PathBuf {
+    std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../reference")),
         PathBuf::from,
     )
 }
 
 static REFERENTIAL: LazyLock<Referential> = LazyLock::new(|| {
-    Referential::load(&ReferencePaths::under(&shared_data())).expect("shared/data loads")
+    Referential::load(&ReferencePaths::under(&reference_dir())).expect("reference/ loads")
 });
 
 fn id_of(m: &Ingress) -> u32 {

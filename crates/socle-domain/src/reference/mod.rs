@@ -1,4 +1,5 @@
-//! Reference data loaded from the public files in `shared/data`: territories (INSEE COG),
+//! Reference data loaded from public files (the repository's `reference/`, see its README, or
+//! any folder with the same upstream layout): territories (INSEE COG),
 //! jobs (ROME 4.0), data·inclusion v1 reference lists, and the France Travail and Mission
 //! Locale organisations.
 //!
@@ -68,8 +69,8 @@ impl ReferenceError {
     }
 }
 
-/// Where each reference source lives. [`ReferencePaths::under`] gives the layout of
-/// `shared/data`.
+/// Where each reference source lives. [`ReferencePaths::under`] gives the upstream layout that
+/// the repository's `reference/` folder (and the workplace's `shared/data`) follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferencePaths {
     /// Folder with `insee_communes.csv`, `insee_departements.csv`, `insee_regions.csv`.
@@ -83,13 +84,13 @@ pub struct ReferencePaths {
 }
 
 impl ReferencePaths {
-    /// The layout of the shared data folder (`shared/data` next to the repository).
-    pub fn under(shared_data: &Path) -> Self {
+    /// The layout of a referential folder such as `reference/` (the `reference.dir` setting).
+    pub fn under(dir: &Path) -> Self {
         ReferencePaths {
-            insee_cog: shared_data.join("insee-cog"),
-            rome: shared_data.join("rome-v460"),
-            data_inclusion_extra: shared_data.join("data-inclusion-schema/v1/extra"),
-            pass_emploi: shared_data.join("france-travail-pass-emploi"),
+            insee_cog: dir.join("insee-cog"),
+            rome: dir.join("rome-v460"),
+            data_inclusion_extra: dir.join("data-inclusion-schema/v1/extra"),
+            pass_emploi: dir.join("france-travail-pass-emploi"),
         }
     }
 }

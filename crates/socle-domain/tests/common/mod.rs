@@ -1,5 +1,6 @@
-//! Finds the shared reference data: `$SOCLE_SHARED_DATA`, or `../../../shared/data` from
-//! this crate (the layout of the workplace: `shared/` beside the repository).
+//! Finds the runtime referential (the repository's `reference/`, or `$SOCLE__REFERENCE__DIR`)
+//! and the conformance material that is not part of it (`$SOCLE_SHARED_DATA`, or
+//! `../../../shared/data` from this crate: the workplace's `shared/` beside the repository).
 
 #![allow(dead_code)]
 
@@ -14,8 +15,17 @@ pub fn shared_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
 
+/// The runtime referential's folder: what `reference.dir` points at by default.
+pub fn reference_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SOCLE__REFERENCE__DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference")
+}
+
+/// The referential as `socle ingest` loads it, from [`reference_dir`].
 pub fn referential() -> Referential {
-    let dir = shared_data();
+    let dir = reference_dir();
     Referential::load(&ReferencePaths::under(&dir))
         .unwrap_or_else(|e| panic!("loading the referential from {}: {e:?}", dir.display()))
 }
