@@ -22,7 +22,15 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /app socle
 WORKDIR /app
 COPY --from=build /usr/local/bin/socle /usr/local/bin/socle
+# Everything the binary reads at run time, at the paths of its defaults (relative to /app):
+# the contracts, the topic declarations, the agreements, the access policies, the referential.
 COPY schemas/ /app/schemas/
+COPY deploy/topics.toml /app/deploy/topics.toml
+COPY deploy/agreements/ /app/deploy/agreements/
+COPY policies/ /app/policies/
+COPY reference/ /app/reference/
+# Secrets (the sealer's key, the dev IdP's key) live in a volume, never in the image.
+RUN mkdir -p /var/lib/socle/seal /var/lib/socle/dev-idp && chown -R socle /var/lib/socle
 USER socle
-EXPOSE 8080 8081
-CMD ["socle", "all"]
+EXPOSE 8080 8081 8090 9101 9102 9103 9104 9105 9106
+CMD ["socle", "--help"]

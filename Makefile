@@ -76,6 +76,7 @@ test: check-compose
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(ENV) cargo test --workspace
 	$(MAKE) --no-print-directory interop
+	tests/first-start.sh
 	$(ENV) cargo test -p socle-it --features outage --test outage -- --test-threads=1
 
 # Real clients nobody here wrote (confluent-kafka for Python) against socle's registry and Kafka

@@ -39,7 +39,8 @@ def main() -> int:
         conf={"subject.name.strategy": topic_record_subject_name_strategy},
     )
     now = datetime.datetime.now(datetime.timezone.utc)
-    ref = f"PY-{person_id[:8]}"
+    # The operator's own reference: 11 digits, the shape of a France Travail identifier.
+    ref = f"{uuid.UUID(person_id).int % 10**11:011d}"
     message = {
         "submission": {
             "event_id": str(uuid.uuid4()),

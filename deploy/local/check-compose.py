@@ -6,7 +6,9 @@ it with the defaults read from deploy/local/{lib,env,kafka,postgres}.sh: image v
 published ports, Kafka's single-node settings, PostgreSQL's role/database, socle's services.
 Exit 0 when consistent; otherwise print every mismatch and exit 1.
 """
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -62,8 +64,19 @@ for topology in ("listener.security.protocol.map", "inter.broker.listener.name")
 compose_file = ROOT / "docker-compose.yml"
 compose = yaml.safe_load(compose_file.read_text())
 services = compose.get("services", {})
-for name in ("kafka", "postgres", "registry", "socle"):
-    check(name in services, f"service '{name}' missing")
+# The local stack's components (deploy/local/components.sh list: NAME HEALTH_URL socle ARGS...),
+# each of which compose must run as a service of the same name with the same command.
+listing = subprocess.run(["bash", str(HERE / "components.sh"), "list"], capture_output=True, text=True,
+                         env={**os.environ, "SOCLE_DATA": os.environ.get("SOCLE_DATA", str(ROOT / ".local"))})
+if listing.returncode != 0:
+    sys.exit(f"check-compose: components.sh list failed: {listing.stderr.strip()}")
+components = {}
+for line in listing.stdout.splitlines():
+    name, health, *cmd = line.split()
+    components[name] = (urlparse(health), cmd)
+check(len(components) >= 9, f"components.sh lists {len(components)} components, expected at least 9")
+for name in ("kafka", "postgres", "migrate", "init", *components):
+    check(name in services, f"service '{name}' missing (components.sh runs it)")
 if errors:
     sys.exit("check-compose: " + "; ".join(errors))
 
@@ -119,21 +132,40 @@ check(db_url.username == pg_vars.get("PG_USER_NAME") and db_url.path.lstrip("/")
 for setting, value in pg_settings.items():
     check(f"{setting}={value}" in command("postgres"), f"postgres command must set {setting}={value}")
 
-# socle services
+# socle services: the same commands, health ports and settings as components.sh.
 check(registry_url.port == int(registry_port), f"env.sh: registry URL port {registry_url.port} != listen port {registry_port}")
-check(f"{registry_port}:{registry_port}" in published("registry"), f"registry must publish {registry_port}:{registry_port}")
-check(command("registry")[-1:] == ["registry"], "registry command must be `socle registry`")
-check(f"{api_port}:{api_port}" in published("socle"), f"socle must publish {api_port}:{api_port}")
-check(command("socle")[-1:] == ["all"], "socle command must be `socle all`")
-for svc in ("registry", "socle"):
-    check("build" in services[svc] or services[svc].get("image") == services["registry"].get("image"),
-          f"{svc} must be built from the Dockerfile")
-    url = urlparse(env_of(svc).get("SOCLE__DATABASE__URL", ""))
+check(command("migrate") == ["socle", "migrate"], "the migrate service must run `socle migrate`")
+init = " ".join(command("init"))
+for step in ("socle admin topics apply", "socle admin schemas apply", "socle seal keygen"):
+    check(step in init, f"the init service must run `{step}` (components.sh up does)")
+socle_services = ["migrate", "init", *components]
+for name in components:
+    health, cmd = components[name]
+    check(command(name) == cmd, f"{name}: compose runs {command(name)}, components.sh runs {cmd}")
+    port = health.port
+    check(f"{port}:{port}" in published(name), f"{name} must publish its health/API port {port}:{port}")
+for name in socle_services:
+    svc = services[name]
+    check("build" in svc or svc.get("image") == services["migrate"].get("image"),
+          f"{name} must run the image built from the Dockerfile")
+    env = env_of(name)
+    url = urlparse(env.get("SOCLE__DATABASE__URL", ""))
     check(url.username == pg_vars.get("PG_USER_NAME") and url.path.lstrip("/") == pg_vars.get("PG_DB"),
-          f"{svc}: SOCLE__DATABASE__URL must use role/database {pg_vars.get('PG_USER_NAME')}/{pg_vars.get('PG_DB')}")
-    check("SOCLE__KAFKA__BROKERS" in env_of(svc), f"{svc}: SOCLE__KAFKA__BROKERS missing")
+          f"{name}: SOCLE__DATABASE__URL must use role/database {pg_vars.get('PG_USER_NAME')}/{pg_vars.get('PG_DB')}")
+    for var in ("SOCLE__KAFKA__BROKERS", "SOCLE__REGISTRY__URL", "SOCLE__AUTH__ISSUER", "SOCLE__AUTH__JWKS_URL",
+                "SOCLE__SEAL__PRIVATE_KEY", "SOCLE__SEAL__PUBLIC_KEY"):
+        check(var in env, f"{name}: {var} missing")
+    # Every health port at the same port number as env.sh's default.
+    for var in re.findall(r'(SOCLE__HEALTH__[A-Z]+):=', env_sh):
+        local = sh_default(env_sh, var).rsplit(":", 1)[1]
+        check(env.get(var, "").endswith(f":{local}"), f"{name}: {var} must use port {local} like env.sh")
 check(env_of("registry").get("SOCLE__REGISTRY__LISTEN", "").endswith(f":{registry_port}"), "registry must listen on " + registry_port)
-check(env_of("socle").get("SOCLE__API__LISTEN", "").endswith(f":{api_port}"), "socle API must listen on " + api_port)
+check(env_of("api").get("SOCLE__API__LISTEN", "").endswith(f":{api_port}"), "the API must listen on " + api_port)
+# The image holds everything the binary reads (the defaults' relative paths under /app).
+dockerfile = (ROOT / "Dockerfile").read_text()
+for path in ("schemas/", "deploy/topics.toml", "deploy/agreements/", "policies/", "reference/"):
+    check(f"COPY {path}" in dockerfile, f"Dockerfile must COPY {path} (the binary reads it at run time)")
+    check((ROOT / path).exists(), f"{path} missing from the repository")
 
 if errors:
     print(f"check-compose: {compose_file} differs from deploy/local:", file=sys.stderr)
@@ -142,4 +174,5 @@ if errors:
     sys.exit(1)
 print(f"check-compose: docker-compose.yml matches deploy/local (Kafka {kafka_version} :{kafka_port}, "
       f"PostgreSQL :{pg_port} {pg_vars['PG_USER_NAME']}/{pg_vars['PG_DB']}, registry :{registry_port}, API :{api_port}, "
-      f"{len(kafka_props)} Kafka settings)")
+      f"{len(kafka_props)} Kafka settings, {len(components)} components with the same commands and health ports); "
+      "parsed and compared only: no Docker engine runs it here")

@@ -236,6 +236,8 @@ pub struct SearchQuery {
     pub nir: Option<String>,
     pub purpose: Option<String>,
     pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
 }
 
 /// A page of people.
@@ -287,6 +289,7 @@ fn parse_nir(nir: &str) -> Result<String, Problem> {
            ("birth_date" = Option<String>, Query, description = "YYYY-MM-DD"),
            ("nir" = Option<String>, Query, description = "15 characters with key"),
            ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+           ("after" = Option<String>, Query, description = "The `next` of the previous page"),
            ("purpose" = Option<String>, Query, description = "Purpose invoked")),
     responses(
         (status = 200, description = "People of the caller's caseload that match", body = crate::openapi::PageDoc),
@@ -329,6 +332,7 @@ async fn search_inner(
             "give at least one of family_name, given_name, birth_date, nir",
         ));
     }
+    let after = parse_cursor(q.after.as_deref())?;
     let limit = check_limit(q.limit)?;
     let eco = model(state, &identity.ecosystem, access)?;
     access
@@ -357,6 +361,11 @@ async fn search_inner(
             conds.push(format!("lower(p.{column}) = lower(${})", texts.len()));
         }
     }
+    // Keyset paging: the page after the previous page's last person id.
+    if let Some(after) = after {
+        texts.push(Some(after.to_string()));
+        conds.push(format!("p.person_id > ${}::uuid", texts.len()));
+    }
     let n = texts.len();
     if birth.is_some() {
         if !eco.has("identity_birth_date") {
@@ -378,6 +387,16 @@ async fn search_inner(
     let viewer = viewer(&identity.organisation, territories(access));
     let rows = as_ecosystem(state, eco, &viewer, &sql, texts, birth, limit + 1).await?;
     Ok(page(access, eco, rows, limit))
+}
+
+/// The `after` of a page request: the `next` of the previous page, a person id.
+fn parse_cursor(after: Option<&str>) -> Result<Option<Uuid>, Problem> {
+    after.map(Uuid::parse_str).transpose().map_err(|_| {
+        bad_request(
+            "request.invalid_cursor",
+            "after is the `next` of the previous page (a UUID)",
+        )
+    })
 }
 
 fn not_granted(column: &str) -> Problem {
@@ -455,17 +474,7 @@ async fn caseload_inner(
     let identity = access.authenticate(state, headers).await?;
     let Query(q) = query.map_err(|e| bad_request("request.invalid_query", e.body_text()))?;
     check_purpose(q.purpose.as_deref())?;
-    let after = q
-        .after
-        .as_deref()
-        .map(Uuid::parse_str)
-        .transpose()
-        .map_err(|_| {
-            bad_request(
-                "request.invalid_cursor",
-                "after is the `next` of the previous page (a UUID)",
-            )
-        })?;
+    let after = parse_cursor(q.after.as_deref())?;
     let limit = check_limit(q.limit)?;
     let eco = model(state, &identity.ecosystem, access)?;
     access

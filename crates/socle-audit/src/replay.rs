@@ -3,12 +3,14 @@
 //! The access event (from the audit store) gives who, what, for which purpose, how strongly
 //! authenticated, and what was decided under which policy version. The grants in force at that
 //! instant come from the habilitations events (`socle_policy::grants::in_force` with the event's
-//! time); the cedar policies from the policy engine. Two facts cannot be replayed yet, and the
-//! answer says so rather than guessing:
-//! - the policy **version**: only the loaded policy set can be evaluated; if its version differs
-//!   from the recorded one, the replay is marked `policy_version_matches = false`;
+//! time); the cedar policies from the policy engine. The answer says what it could not establish
+//! rather than guessing:
+//! - the policy **version**: if the loaded version differs from the recorded one, the replay is
+//!   marked `policy_version_matches = false`;
 //! - the caseload fact ("organisation follows person") **as of** the instant: the decision is
-//!   evaluated both ways, and `depends_on_caseload` says whether it matters.
+//!   evaluated both ways (`depends_on_caseload` says whether it matters), and, when the event
+//!   concerns one person and the core state is in this database, under the fact as it was
+//!   (`in_caseload_then`, `replayed`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

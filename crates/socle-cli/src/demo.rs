@@ -59,9 +59,10 @@ pub fn follower(i: usize) -> Option<(String, &'static str)> {
     }
 }
 
-/// The operator's reference of the `i`-th demo person (the Kafka key of its ingress messages).
+/// The operator's reference of the `i`-th demo person (the Kafka key of its ingress messages):
+/// 11 digits, the shape of a France Travail identifier.
 fn operator_ref(i: usize) -> String {
-    format!("DEMO-{i:06}")
+    format!("{:011}", 90_000_000_000 + i)
 }
 
 fn submission(

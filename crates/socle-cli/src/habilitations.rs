@@ -22,7 +22,8 @@ pub struct GrantArgs {
     pub org: String,
     #[arg(long)]
     pub ecosystem: String,
-    /// Comma-separated: person.read, person.search, person.lookup_nir, person.write, caseload.list.
+    /// Comma-separated: person.read, person.search, person.lookup_nir, person.write,
+    /// caseload.list, services.list, audit.query.
     #[arg(long, value_delimiter = ',', required = true)]
     pub actions: Vec<String>,
     /// The finalité served, e.g. accompagnement, orientation.
@@ -109,4 +110,23 @@ pub async fn revoke(settings: &Settings, a: RevokeArgs) -> anyhow::Result<()> {
         .context("publishing the revocation")?;
     println!("revoked {}", revocation.grant_id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Grant {
+        #[command(flatten)]
+        args: super::GrantArgs,
+    }
+
+    #[test]
+    fn the_grant_help_lists_every_action_a_grant_may_name() {
+        let help = Grant::command().render_long_help().to_string();
+        for action in socle_policy::grants::ACTIONS {
+            assert!(help.contains(action), "--actions help omits {action}: {help}");
+        }
+    }
 }
