@@ -34,31 +34,57 @@ pub struct ReplayArgs {
     to: Option<DateTime<Utc>>,
 }
 
-/// A progress bar with rate and ETA on a terminal, a log line every few seconds otherwise.
-fn reporter() -> impl Fn(u64, u64) + Send + Sync {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events ({per_sec}, ETA {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let last = std::sync::Mutex::new(Instant::now());
-    move |done, total| match &bar {
-        Some(bar) => {
-            bar.set_length(total.max(done));
-            bar.set_position(done);
+/// Progress of a build: a bar with rate and ETA on a terminal (stderr), a log line every 5 s
+/// otherwise (and at the start and the end).
+struct Reporter {
+    bar: Option<ProgressBar>,
+    /// When the last log line was written (none yet: `None`), and what it said.
+    last: std::sync::Mutex<(Option<Instant>, (u64, u64))>,
+}
+
+impl Reporter {
+    fn new() -> Reporter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} offsets ({per_sec}, ETA {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Reporter {
+            bar,
+            last: std::sync::Mutex::new((None, (0, 0))),
         }
-        None => {
-            if let Ok(mut last) = last.lock() {
-                if last.elapsed() >= Duration::from_secs(5) || done >= total {
-                    info!(done, total, "replay progress");
-                    *last = Instant::now();
+    }
+
+    /// Offsets read so far, out of how many (it grows while a rebuild catches up with the live
+    /// projector).
+    fn report(&self, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total.max(done));
+                bar.set_position(done);
+            }
+            None => {
+                if let Ok(mut last) = self.last.lock() {
+                    let due = last.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+                    let finished = done >= total && last.1 != (done, total);
+                    if due || finished {
+                        info!(done, total, "replay progress (offsets read)");
+                        *last = (Some(Instant::now()), (done, total));
+                    }
                 }
             }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
         }
     }
 }
@@ -79,7 +105,7 @@ pub async fn run(
     if !args.ecosystem.is_empty() {
         let ecosystems: BTreeSet<String> = args.ecosystem.into_iter().collect();
         let started = Instant::now();
-        let progress = reporter();
+        let reporter = Reporter::new();
         let rebuilt = replay::rebuild(
             &pool,
             codec,
@@ -87,11 +113,13 @@ pub async fn run(
             &ecosystems,
             &source,
             &settings.projector.group,
-            &progress,
+            &|done, total| reporter.report(done, total),
             &shutdown,
         )
-        .await
-        .context("rebuild")?;
+        .await;
+        reporter.finish();
+        // A failed or interrupted rebuild has dropped the schemas it created.
+        let rebuilt = rebuilt.context("rebuild")?;
         println!(
             "rebuilt {} from {} events in {:.1}s and swapped in",
             rebuilt.ecosystems.join(", "),
@@ -101,10 +129,19 @@ pub async fn run(
         return Ok(());
     }
     if let Some(at) = args.as_of {
-        let progress = reporter();
-        let snapshot = replay::as_of(&pool, codec, &agreements, at, &source, &progress, &shutdown)
-            .await
-            .context("as-of build")?;
+        let reporter = Reporter::new();
+        let snapshot = replay::as_of(
+            &pool,
+            codec,
+            &agreements,
+            at,
+            &source,
+            &|done, total| reporter.report(done, total),
+            &shutdown,
+        )
+        .await;
+        reporter.finish();
+        let snapshot = snapshot.context("as-of build")?;
         println!("models as of {} (read-only):", snapshot.at.to_rfc3339());
         for (ecosystem, schema) in snapshot.schemas {
             println!("  {ecosystem:<20} {schema}");
@@ -117,18 +154,20 @@ pub async fn run(
     if from > to {
         bail!("--from {from} is after --to {to}");
     }
-    let diffs = replay::person_diff(
+    let reporter = Reporter::new();
+    let diffs = replay::person_history(
         &pool,
         codec,
         &agreements,
         person,
-        from,
-        to,
+        (from, to),
         &source,
+        &|done, total| reporter.report(done, total),
         &shutdown,
     )
-    .await
-    .context("person history")?;
+    .await;
+    reporter.finish();
+    let diffs = diffs.context("person history")?;
     for d in diffs {
         let state = |m: &Option<serde_json::Map<String, serde_json::Value>>| {
             if m.is_some() {

@@ -1,13 +1,69 @@
-//! Reading back the end of the access trail (`socle audit tail`).
+//! Reading back the end of the access trail (`socle audit tail`), and what every bounded read
+//! of a topic (replay, as-of, the verifier, the export) shares: reading committed records only,
+//! up to the last stable offset, and knowing it got there by the consumer's position.
+//!
+//! A topic written with Kafka transactions (`socle ingest` writes `socle.persons` so) holds, besides
+//! the records, one control record per partition and transaction (its commit or abort marker),
+//! never handed to the application, and the records of aborted transactions, which a
+//! `read_committed` consumer skips. So the end of a partition cannot be detected by receiving
+//! the record at `end - 1`: after a commit that offset is the marker. A bounded reader instead
+//! notes the end under `read_committed` when it starts (`fetch_watermarks` then answers the last
+//! stable offset: every transaction before it is decided), and is done with a partition when its
+//! position (the offset of the next record to fetch, which librdkafka moves past markers and
+//! aborted records as it consumes them) reaches that end.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use socle_domain::AccessEvent;
 
 use crate::schemas::ACCESS_EVENT;
 use crate::{client_config, Codec, Error, Result};
+
+/// How long a bounded reader waits for one record before it looks at its position again: past
+/// the last record of a partition only markers (or aborted records) may be left, which are
+/// never delivered.
+pub const POSITION_POLL: Duration = Duration::from_millis(200);
+
+/// The position of `consumer` on each partition of `topic` it is assigned and has consumed
+/// from: the offset of the next record it will fetch. It moves past transaction markers and
+/// the records of aborted transactions (under `isolation.level=read_committed`) as the
+/// consumer is polled, so it reaches the last stable offset even when no record sits there.
+/// Partitions not consumed from yet are absent.
+///
+/// # Errors
+/// [`Error::Kafka`] when the consumer has no assignment to report on.
+pub fn positions<X: ConsumerContext>(
+    consumer: &StreamConsumer<X>,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>> {
+    Ok(consumer
+        .position()?
+        .elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// What a bounded reader says when its position stopped moving short of the end for
+/// `timeout`: the partitions still behind, with their position and end.
+pub fn stalled(topic: &str, next: &[(i32, i64, i64)], timeout: Duration) -> String {
+    let behind: Vec<String> = next
+        .iter()
+        .filter(|(_, at, end)| at < end)
+        .map(|(p, at, end)| format!("{topic}/{p} at offset {at} of {end}"))
+        .collect();
+    format!(
+        "reading {topic}: no progress for {timeout:?} ({})",
+        behind.join(", ")
+    )
+}
 
 /// One access event with its place in the topic.
 #[derive(Debug, Clone)]
@@ -20,7 +76,9 @@ pub struct Tailed {
 /// A reader positioned `last` events before the end of each partition of `topic`.
 pub struct TrailReader {
     consumer: StreamConsumer,
-    /// Per partition: (partition, start offset, end offset when the reader was opened).
+    topic: String,
+    /// Per partition: (partition, start offset, end offset when the reader was opened: the
+    /// last stable offset).
     bounds: Vec<(i32, i64, i64)>,
 }
 
@@ -33,7 +91,9 @@ impl std::fmt::Debug for TrailReader {
 }
 
 impl TrailReader {
-    /// Opens `topic` at `last` events before the end of each partition.
+    /// Opens `topic` at `last` offsets before the end of each partition (the last stable
+    /// offset: committed records only; on a transactional topic markers take offsets too, so
+    /// fewer than `last` events may come back).
     ///
     /// # Errors
     /// [`Error::Kafka`] when the topic's metadata or watermarks cannot be read,
@@ -42,6 +102,7 @@ impl TrailReader {
         let consumer: StreamConsumer = client_config(brokers)
             .set("group.id", "socle-audit-tail")
             .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
             .create()?;
         let topic_owned = topic.to_owned();
         let (consumer, bounds, tpl) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -68,27 +129,49 @@ impl TrailReader {
         .await
         .map_err(|e| Error::Internal(format!("watermark task failed: {e}")))??;
         consumer.assign(&tpl)?;
-        Ok(TrailReader { consumer, bounds })
+        Ok(TrailReader {
+            consumer,
+            topic: topic.to_owned(),
+            bounds,
+        })
     }
 
-    /// Reads up to the end offsets noted at opening, and returns the events in time order.
+    /// Reads up to the end offsets noted at opening (committed records only), and returns the
+    /// events in time order. Done when the consumer's position reaches each end, so neither a
+    /// transaction marker nor an aborted transaction makes it wait.
     ///
     /// # Errors
-    /// [`Error::Kafka`] when reading fails, [`Error::DeliveryTimeout`] when the broker stops
-    /// answering; an entry that does not decode is an error too, since an unreadable trail entry
-    /// is itself a finding.
+    /// [`Error::Kafka`] when reading fails, [`Error::Internal`] (naming the partitions short of
+    /// their end) when the position stops moving for `timeout`; an entry that does not decode is an error too,
+    /// since an unreadable trail entry is itself a finding.
     pub async fn read_to_end(&self, codec: &Codec, timeout: Duration) -> Result<Vec<Tailed>> {
         let mut next: Vec<(i32, i64, i64)> = self.bounds.clone();
         let mut out = Vec::new();
+        let mut moved = tokio::time::Instant::now();
         while next.iter().any(|(_, at, end)| at < end) {
-            let message = tokio::time::timeout(timeout, self.consumer.recv())
-                .await
-                .map_err(|_| Error::DeliveryTimeout(timeout))??;
-            let tailed = decode(codec, &message).await?;
-            if let Some(entry) = next.iter_mut().find(|(p, _, _)| *p == tailed.partition) {
-                entry.1 = tailed.offset + 1;
+            match tokio::time::timeout(POSITION_POLL, self.consumer.recv()).await {
+                Ok(message) => {
+                    let message = message?;
+                    let tailed = decode(codec, &message).await?;
+                    if let Some(entry) = next.iter_mut().find(|(p, _, _)| *p == tailed.partition) {
+                        entry.1 = entry.1.max(tailed.offset + 1);
+                    }
+                    out.push(tailed);
+                    moved = tokio::time::Instant::now();
+                }
+                Err(_) => {
+                    let at = positions(&self.consumer, &self.topic)?;
+                    for entry in &mut next {
+                        if let Some(p) = at.get(&entry.0).filter(|p| **p > entry.1) {
+                            entry.1 = *p;
+                            moved = tokio::time::Instant::now();
+                        }
+                    }
+                    if moved.elapsed() >= timeout {
+                        return Err(Error::Internal(stalled(&self.topic, &next, timeout)));
+                    }
+                }
             }
-            out.push(tailed);
         }
         out.sort_by_key(|t| (t.event.envelope.recorded_at, t.partition, t.offset));
         Ok(out)

@@ -21,10 +21,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 use socle_agreements::Agreements;
+use socle_kafka::tail::{positions, stalled, POSITION_POLL};
 use socle_kafka::Codec;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::{
@@ -32,7 +33,8 @@ use crate::{
     LIVE_LOCK,
 };
 
-/// Progress of a build: events read so far, out of how many at the start.
+/// Progress of a build: offsets read so far, out of how many to read (the count grows when the
+/// rebuild catches up with the live projector).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
 /// Where and what to read.
@@ -43,13 +45,31 @@ pub struct Source {
     pub batch_size: usize,
 }
 
+/// How long a build waits without its position moving before it gives up.
+const STALL: Duration = Duration::from_secs(30);
+
 /// A short id for the schemas of one build.
 fn build_id() -> String {
     Uuid::now_v7().simple().to_string()[..12].to_owned()
 }
 
-/// Reads `source` from the beginning until each partition reaches `target` (or its end when
-/// `target` is `None`), applying every batch to `models`.
+/// A bounded reading of the canonical topic by a consumer of its own (manual assignment,
+/// committed records only).
+struct Reading {
+    consumer: StreamConsumer,
+    /// Per partition: the offset of the next record to read (the consumer's position).
+    next: BTreeMap<i32, i64>,
+    /// Offsets read so far (records, transaction markers, aborted records), for progress.
+    done: u64,
+    /// Records applied so far.
+    records: u64,
+}
+
+/// Reads `source` from the beginning to its last stable offset as of now, applying every
+/// batch to `models`. Committed records only (`isolation.level=read_committed`): the records of
+/// aborted transactions are skipped, and a partition is read when the consumer's position
+/// reaches its end, so the transaction markers of a transactional topic (`socle ingest` writes
+/// `socle.persons` so), never delivered, do not make it wait.
 #[allow(clippy::too_many_arguments)]
 async fn build(
     pool: &PgPool,
@@ -60,11 +80,12 @@ async fn build(
     filter: Filter,
     progress: Progress<'_>,
     shutdown: &CancellationToken,
-) -> Result<(StreamConsumer, BTreeMap<i32, i64>)> {
+) -> Result<Reading> {
     let consumer: StreamConsumer = socle_kafka::client_config(&source.brokers)
         .set("group.id", consumer_name)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .map_err(socle_kafka::Error::from)?;
     let timeout = Duration::from_secs(10);
@@ -74,6 +95,7 @@ async fn build(
         let mut bounds = BTreeMap::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
             for p in t.partitions() {
+                // Under read_committed the high watermark answered is the last stable offset.
                 let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
                 bounds.insert(p.id(), (low, high));
             }
@@ -94,7 +116,12 @@ async fn build(
     }
     consumer.assign(&tpl)?;
     let total: u64 = bounds.values().map(|(l, h)| (h - l).max(0) as u64).sum();
-    let mut next: BTreeMap<i32, i64> = bounds.iter().map(|(p, (l, _))| (*p, *l)).collect();
+    let mut reading = Reading {
+        consumer,
+        next: bounds.iter().map(|(p, (l, _))| (*p, *l)).collect(),
+        done: 0,
+        records: 0,
+    };
     let target: BTreeMap<i32, i64> = bounds.iter().map(|(p, (_, h))| (*p, *h)).collect();
     read_until(
         pool,
@@ -103,17 +130,22 @@ async fn build(
         source,
         consumer_name,
         filter,
-        &consumer,
-        &mut next,
+        &mut reading,
         &target,
         total,
         progress,
         shutdown,
     )
     .await?;
-    Ok((consumer, next))
+    Ok(reading)
 }
 
+fn interrupted() -> Error {
+    Error::Kafka(socle_kafka::Error::Internal("interrupted".into()))
+}
+
+/// Reads until the position of every partition of `target` reaches it, applying each batch.
+/// Progress is reported as `(reading.done, total)` after each batch, and while waiting.
 #[allow(clippy::too_many_arguments)]
 async fn read_until(
     pool: &PgPool,
@@ -122,8 +154,7 @@ async fn read_until(
     source: &Source,
     consumer_name: &str,
     filter: Filter,
-    consumer: &StreamConsumer,
-    next: &mut BTreeMap<i32, i64>,
+    reading: &mut Reading,
     target: &BTreeMap<i32, i64>,
     total: u64,
     progress: Progress<'_>,
@@ -136,66 +167,149 @@ async fn read_until(
         batch_size: source.batch_size,
         batch_timeout: Duration::from_millis(100),
     };
-    let start: i64 = next.values().sum();
     let behind = |next: &BTreeMap<i32, i64>| {
         target
             .iter()
             .any(|(p, t)| next.get(p).copied().unwrap_or(0) < *t)
     };
-    while behind(next) {
+    // Moves `next` forward to `to` on `partition`, counting the offsets passed.
+    let advance = |reading: &mut Reading, partition: i32, to: i64| -> bool {
+        let at = reading.next.entry(partition).or_insert(to);
+        if to > *at {
+            reading.done += (to - *at) as u64;
+            *at = to;
+            true
+        } else {
+            false
+        }
+    };
+    let mut moved = tokio::time::Instant::now();
+    progress(reading.done, total.max(reading.done));
+    while behind(&reading.next) {
         let mut batch: Vec<Taken> = Vec::with_capacity(source.batch_size);
         while batch.len() < source.batch_size {
             let wait = if batch.is_empty() {
-                Duration::from_secs(30)
+                POSITION_POLL
             } else {
                 Duration::from_millis(50)
             };
             let message = tokio::select! {
-                () = shutdown.cancelled() => return Err(Error::Kafka(socle_kafka::Error::Internal("interrupted".into()))),
-                m = tokio::time::timeout(wait, consumer.recv()) => m,
+                () = shutdown.cancelled() => return Err(interrupted()),
+                m = tokio::time::timeout(wait, reading.consumer.recv()) => m,
             };
             match message {
                 Ok(Ok(m)) => {
                     let t = take(&m);
-                    next.insert(t.partition, t.offset + 1);
+                    advance(reading, t.partition, t.offset + 1);
                     batch.push(t);
-                    if !behind(next) {
+                    moved = tokio::time::Instant::now();
+                    if !behind(&reading.next) {
                         break;
                     }
                 }
                 Ok(Err(e)) => return Err(Error::Consumer(e)),
-                Err(_) if batch.is_empty() => {
-                    return Err(Error::Kafka(socle_kafka::Error::DeliveryTimeout(wait)))
+                Err(_) => {
+                    // Nothing delivered: past the last record of a partition only transaction
+                    // markers or aborted records may be left, which move the position only.
+                    for (p, at) in positions(&reading.consumer, &source.topic)? {
+                        if advance(reading, p, at) {
+                            moved = tokio::time::Instant::now();
+                        }
+                    }
+                    if batch.is_empty() && behind(&reading.next) && moved.elapsed() >= STALL {
+                        let short: Vec<(i32, i64, i64)> = target
+                            .iter()
+                            .map(|(p, t)| (*p, reading.next.get(p).copied().unwrap_or(0), *t))
+                            .collect();
+                        return Err(Error::Kafka(socle_kafka::Error::Internal(stalled(
+                            &source.topic,
+                            &short,
+                            STALL,
+                        ))));
+                    }
+                    break;
                 }
-                Err(_) => break,
             }
         }
-        if !batch.is_empty()
-            && project_with_retry(pool, codec, models, &config, &batch, filter, shutdown)
+        if !batch.is_empty() {
+            if project_with_retry(pool, codec, models, &config, &batch, filter, shutdown)
                 .await?
                 .is_none()
-        {
-            return Err(Error::Kafka(socle_kafka::Error::Internal(
-                "interrupted".into(),
-            )));
+            {
+                return Err(interrupted());
+            }
+            reading.records += batch.len() as u64;
         }
-        let done: i64 = next.values().sum::<i64>() - start;
-        progress(done.max(0) as u64, total);
+        progress(reading.done, total.max(reading.done));
     }
     Ok(())
+}
+
+/// Drops what a build created: its schemas (core and models), their rows in
+/// `projector.models`, its offsets and rejects. Used when a build fails or is interrupted, so
+/// that no `rb_*`, `asof_*` or `diff_*` schema is left behind.
+async fn discard(pool: &PgPool, models: &Models, consumer_name: &str) -> Result<()> {
+    let mut schemas = vec![models.layout.core.clone()];
+    schemas.extend(models.entries.iter().map(|(_, m)| m.schema.clone()));
+    let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
+    for schema in &schemas {
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            socle_store::ident(schema)?
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(socle_store::Error::from)?;
+    }
+    sqlx::query("DELETE FROM projector.models WHERE schema_name = ANY($1)")
+        .bind(&schemas)
+        .execute(&mut *tx)
+        .await
+        .map_err(socle_store::Error::from)?;
+    for table in ["projector.offsets", "projector.rejected"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE consumer = $1"))
+            .bind(consumer_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(socle_store::Error::from)?;
+    }
+    tx.commit().await.map_err(socle_store::Error::from)?;
+    Ok(())
+}
+
+/// `result`, after discarding what the build created if it failed.
+async fn or_discard<T>(
+    pool: &PgPool,
+    models: &Models,
+    consumer_name: &str,
+    result: Result<T>,
+) -> Result<T> {
+    if let Err(e) = &result {
+        match discard(pool, models, consumer_name).await {
+            Ok(()) => {
+                info!(error = %e, schema = %models.layout.core, "build failed, its schemas dropped")
+            }
+            Err(d) => warn!(error = %e, cleanup = %d, schema = %models.layout.core,
+                            "build failed and its schemas could not all be dropped"),
+        }
+    }
+    result
 }
 
 /// What a rebuild did.
 #[derive(Debug, Clone)]
 pub struct Rebuilt {
     pub ecosystems: Vec<String>,
+    /// Records read and applied (committed events).
     pub events: u64,
 }
 
 /// Rebuilds the models of `ecosystems` from the first offset and swaps them in atomically.
+/// Progress is reported while reading and while catching up with the live projector.
 ///
 /// # Errors
-/// Kafka, registry or database errors; the live models are untouched unless the swap commits.
+/// Kafka, registry or database errors, or `shutdown`: the live models are untouched unless the
+/// swap commits, and the schemas the rebuild created are dropped.
 #[allow(clippy::too_many_arguments)]
 pub async fn rebuild(
     pool: &PgPool,
@@ -222,17 +336,49 @@ pub async fn rebuild(
         only: Some(ecosystems.clone()),
     };
     let models = Models::new(agreements, layout);
-    let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
-    models.ensure(&mut tx).await?;
-    tx.commit().await.map_err(socle_store::Error::from)?;
     let consumer_name = format!("socle-replay-{id}");
-    info!(%id, ?ecosystems, "rebuild started");
-    let (consumer, mut next) = build(
+    let result = rebuild_into(
         pool,
         &codec,
         &models,
+        &id,
         source,
         &consumer_name,
+        live_group,
+        progress,
+        shutdown,
+    )
+    .await;
+    let events = or_discard(pool, &models, &consumer_name, result).await?;
+    info!(%id, "rebuild swapped in");
+    Ok(Rebuilt {
+        ecosystems: ecosystems.iter().cloned().collect(),
+        events,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rebuild_into(
+    pool: &PgPool,
+    codec: &Codec,
+    models: &Models,
+    id: &str,
+    source: &Source,
+    consumer_name: &str,
+    live_group: &str,
+    progress: Progress<'_>,
+    shutdown: &CancellationToken,
+) -> Result<u64> {
+    let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
+    models.ensure(&mut tx).await?;
+    tx.commit().await.map_err(socle_store::Error::from)?;
+    info!(%id, schema = %models.layout.core, "rebuild started");
+    let mut reading = build(
+        pool,
+        codec,
+        models,
+        source,
+        consumer_name,
         Filter::default(),
         progress,
         shutdown,
@@ -251,22 +397,27 @@ pub async fn rebuild(
             .await?
             .into_iter()
             .collect();
+        let ahead: u64 = live
+            .iter()
+            .map(|(p, l)| (l - reading.next.get(p).copied().unwrap_or(0)).max(0) as u64)
+            .sum();
+        info!(%id, behind_live = ahead, "caught up with the start; reading to the live offsets");
+        let total = reading.done + ahead;
         read_until(
             pool,
-            &codec,
-            &models,
+            codec,
+            models,
             source,
-            &consumer_name,
+            consumer_name,
             Filter::default(),
-            &consumer,
-            &mut next,
+            &mut reading,
             &live,
-            0,
-            &|_, _| {},
+            total,
+            progress,
             shutdown,
         )
         .await?;
-        swap(pool, &models, &id).await
+        swap(pool, models, id).await
     }
     .await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
@@ -276,16 +427,11 @@ pub async fn rebuild(
         .map_err(socle_store::Error::from)?;
     result?;
     sqlx::query("DELETE FROM projector.offsets WHERE consumer = $1")
-        .bind(&consumer_name)
+        .bind(consumer_name)
         .execute(pool)
         .await
         .map_err(socle_store::Error::from)?;
-    let events: i64 = next.values().sum();
-    info!(%id, "rebuild swapped in");
-    Ok(Rebuilt {
-        ecosystems: ecosystems.iter().cloned().collect(),
-        events: events.max(0) as u64,
-    })
+    Ok(reading.records)
 }
 
 async fn swap(pool: &PgPool, models: &Models, id: &str) -> Result<()> {
@@ -362,7 +508,8 @@ pub struct Snapshot {
 /// Builds the models as they were at `at` into read-only schemas `asof_<id>_eco_*`.
 ///
 /// # Errors
-/// Kafka, registry or database errors.
+/// Kafka, registry or database errors, or `shutdown`: the schemas the build created are then
+/// dropped.
 pub async fn as_of(
     pool: &PgPool,
     codec: Arc<Codec>,
@@ -373,32 +520,38 @@ pub async fn as_of(
     shutdown: &CancellationToken,
 ) -> Result<Snapshot> {
     let id = build_id();
-    let models = snapshot(
-        pool,
-        &codec,
-        agreements,
-        &format!("asof_{id}"),
-        Filter {
-            until: Some(at),
-            person: None,
-        },
-        source,
-        progress,
-        shutdown,
-    )
-    .await?;
-    for (_, model) in &models.entries {
-        let schema = socle_store::ident(&model.schema)?;
-        for table in ["persons", "links", "notices"] {
-            sqlx::query(&format!(
-                "CREATE TRIGGER read_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {schema}.{table} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION projector.refuse_write()"
-            ))
-            .execute(pool)
-            .await
-            .map_err(socle_store::Error::from)?;
+    let (models, consumer_name) = snapshot_models(agreements, &format!("asof_{id}"));
+    let result = async {
+        snapshot(
+            pool,
+            &codec,
+            &models,
+            &consumer_name,
+            Filter {
+                until: Some(at),
+                person: None,
+            },
+            source,
+            progress,
+            shutdown,
+        )
+        .await?;
+        for (_, model) in &models.entries {
+            let schema = socle_store::ident(&model.schema)?;
+            for table in ["persons", "links", "notices"] {
+                sqlx::query(&format!(
+                    "CREATE TRIGGER read_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {schema}.{table} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION projector.refuse_write()"
+                ))
+                .execute(pool)
+                .await
+                .map_err(socle_store::Error::from)?;
+            }
         }
+        Ok(())
     }
+    .await;
+    or_discard(pool, &models, &consumer_name, result).await?;
     Ok(Snapshot {
         at,
         schemas: models
@@ -409,23 +562,29 @@ pub async fn as_of(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn snapshot(
-    pool: &PgPool,
-    codec: &Codec,
-    agreements: &Agreements,
-    prefix: &str,
-    filter: Filter,
-    source: &Source,
-    progress: Progress<'_>,
-    shutdown: &CancellationToken,
-) -> Result<Models> {
+/// The models of a snapshot build under `prefix` (every ecosystem), and its consumer name.
+fn snapshot_models(agreements: &Agreements, prefix: &str) -> (Models, String) {
     let layout = Layout {
         core: format!("{prefix}_core"),
         eco_prefix: format!("{prefix}_eco_"),
         only: None,
     };
-    let models = Models::new(agreements, layout);
+    (Models::new(agreements, layout), format!("socle-{prefix}"))
+}
+
+/// Builds `models` from the whole topic under `filter`, then drops the core state used.
+/// The caller discards the schemas if this fails.
+#[allow(clippy::too_many_arguments)]
+async fn snapshot(
+    pool: &PgPool,
+    codec: &Codec,
+    models: &Models,
+    consumer_name: &str,
+    filter: Filter,
+    source: &Source,
+    progress: Progress<'_>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
     let mut tx = pool.begin().await.map_err(socle_store::Error::from)?;
     sqlx::query(include_str!("sql/refuse_write.sql"))
         .execute(&mut *tx)
@@ -433,13 +592,12 @@ async fn snapshot(
         .map_err(socle_store::Error::from)?;
     models.ensure(&mut tx).await?;
     tx.commit().await.map_err(socle_store::Error::from)?;
-    let consumer_name = format!("socle-{prefix}");
-    let (_consumer, _read) = build(
+    build(
         pool,
         codec,
-        &models,
+        models,
         source,
-        &consumer_name,
+        consumer_name,
         filter,
         progress,
         shutdown,
@@ -454,12 +612,12 @@ async fn snapshot(
     .await
     .map_err(socle_store::Error::from)?;
     sqlx::query("DELETE FROM projector.offsets WHERE consumer = $1")
-        .bind(&consumer_name)
+        .bind(consumer_name)
         .execute(&mut *tx)
         .await
         .map_err(socle_store::Error::from)?;
     tx.commit().await.map_err(socle_store::Error::from)?;
-    Ok(models)
+    Ok(())
 }
 
 /// How one person's record differs, per ecosystem, between two instants.
@@ -475,7 +633,7 @@ pub struct EcosystemDiff {
 /// One person's record in every ecosystem at `from` and at `to`, and what changed.
 ///
 /// # Errors
-/// Kafka, registry or database errors.
+/// Kafka, registry or database errors, or `shutdown`; the schemas built are dropped either way.
 #[allow(clippy::too_many_arguments)]
 pub async fn person_diff(
     pool: &PgPool,
@@ -487,55 +645,88 @@ pub async fn person_diff(
     source: &Source,
     shutdown: &CancellationToken,
 ) -> Result<Vec<EcosystemDiff>> {
+    person_history(
+        pool,
+        codec,
+        agreements,
+        person,
+        (from, to),
+        source,
+        &|_, _| {},
+        shutdown,
+    )
+    .await
+}
+
+/// As [`person_diff`], reporting progress: the two builds (at `from`, then at `to`) read the
+/// topic one after the other, and count as one reading of both.
+///
+/// # Errors
+/// As [`person_diff`].
+#[allow(clippy::too_many_arguments)]
+pub async fn person_history(
+    pool: &PgPool,
+    codec: Arc<Codec>,
+    agreements: &Agreements,
+    person: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    source: &Source,
+    progress: Progress<'_>,
+    shutdown: &CancellationToken,
+) -> Result<Vec<EcosystemDiff>> {
     let id = build_id();
     let mut states = Vec::new();
+    let offset = std::sync::atomic::AtomicU64::new(0);
     for (label, at) in [("a", from), ("b", to)] {
-        let prefix = format!("diff_{id}_{label}");
-        let models = snapshot(
-            pool,
-            &codec,
-            agreements,
-            &prefix,
-            Filter {
-                until: Some(at),
-                person: Some(person),
-            },
-            source,
-            &|_, _| {},
-            shutdown,
-        )
-        .await?;
-        let mut rows = BTreeMap::new();
-        for (a, m) in &models.entries {
-            let row: Option<Value> = sqlx::query_scalar(&format!(
-                "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {}.persons p WHERE person_id = $1",
-                socle_store::ident(&m.schema)?
-            ))
-            .bind(person)
-            .fetch_optional(pool)
-            .await
-            .map_err(socle_store::Error::from)?;
-            rows.insert(
-                a.ecosystem.clone(),
-                row.and_then(|v| match v {
-                    Value::Object(m) => Some(m),
-                    _ => None,
-                }),
-            );
-            sqlx::query(&format!(
-                "DROP SCHEMA {} CASCADE",
-                socle_store::ident(&m.schema)?
-            ))
-            .execute(pool)
-            .await
-            .map_err(socle_store::Error::from)?;
-            sqlx::query("DELETE FROM projector.models WHERE schema_name = $1")
-                .bind(&m.schema)
-                .execute(pool)
+        let (models, consumer_name) = snapshot_models(agreements, &format!("diff_{id}_{label}"));
+        let base = offset.load(std::sync::atomic::Ordering::Relaxed);
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let report = |done: u64, total: u64| {
+            last.store(done, std::sync::atomic::Ordering::Relaxed);
+            progress(base + done, base + total);
+        };
+        let result = async {
+            snapshot(
+                pool,
+                &codec,
+                &models,
+                &consumer_name,
+                Filter {
+                    until: Some(at),
+                    person: Some(person),
+                },
+                source,
+                &report,
+                shutdown,
+            )
+            .await?;
+            let mut rows = BTreeMap::new();
+            for (a, m) in &models.entries {
+                let row: Option<Value> = sqlx::query_scalar(&format!(
+                    "SELECT to_jsonb(p) - 'in_scope_since' - 'updated_at' FROM {}.persons p WHERE person_id = $1",
+                    socle_store::ident(&m.schema)?
+                ))
+                .bind(person)
+                .fetch_optional(pool)
                 .await
                 .map_err(socle_store::Error::from)?;
+                rows.insert(
+                    a.ecosystem.clone(),
+                    row.and_then(|v| match v {
+                        Value::Object(m) => Some(m),
+                        _ => None,
+                    }),
+                );
+            }
+            discard(pool, &models, &consumer_name).await?;
+            Ok(rows)
         }
-        states.push(rows);
+        .await;
+        states.push(or_discard(pool, &models, &consumer_name, result).await?);
+        offset.fetch_add(
+            last.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
     let (before, after) = (&states[0], &states[1]);
     Ok(agreements

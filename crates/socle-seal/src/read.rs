@@ -1,21 +1,27 @@
-//! Reading a whole topic back from Kafka, bytes as stored: the online side of the verifier and
-//! of `socle audit export`.
+//! Reading a whole topic back from Kafka, bytes as stored, committed records only, to the last
+//! stable offset: the online side of the verifier and of `socle audit export`.
 
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use socle_kafka::tail::{positions, stalled, POSITION_POLL};
 use socle_kafka::Codec;
 
 use crate::verify::Entry;
 use crate::{Error, Result, CHECKPOINT};
 
-/// Every entry of `topic` (only `partition` if given) from the start of the log to its end as
-/// of now, in offset order per partition.
+/// Every entry of `topic` (only `partition` if given) from the start of the log to its last
+/// stable offset as of now, committed records only (`isolation.level=read_committed`: the
+/// records of aborted transactions are not entries, and transaction markers are never
+/// delivered), in offset order per partition. A partition is read when the consumer's
+/// position reaches its end (see [`socle_kafka::tail`]), so a topic written with transactions
+/// (`socle.persons`) is read to its end without waiting.
 ///
 /// # Errors
 /// [`Error::Kafka`] when the topic cannot be read, [`Error::NoTopic`] when it does not exist,
-/// [`Error::Timeout`] when the broker stops answering.
+/// [`Error::Internal`] naming the partitions short of their end when the position stops moving
+/// for `timeout`.
 pub async fn entries(
     brokers: &str,
     topic: &str,
@@ -26,6 +32,7 @@ pub async fn entries(
         .set("group.id", "socle-seal-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .map_err(socle_kafka::Error::from)?;
     let topic_owned = topic.to_owned();
@@ -49,6 +56,7 @@ pub async fn entries(
         let mut tpl = TopicPartitionList::new();
         let mut bounds = Vec::new();
         for p in partitions {
+            // Under read_committed the high watermark answered is the last stable offset.
             let (low, high) = consumer
                 .fetch_watermarks(&topic_owned, p, timeout)
                 .map_err(socle_kafka::Error::from)?;
@@ -67,18 +75,34 @@ pub async fn entries(
     .map_err(|e| Error::Internal(format!("watermark task failed: {e}")))??;
 
     let mut out = Vec::new();
+    let mut moved = tokio::time::Instant::now();
     while bounds.iter().any(|(_, at, end)| at < end) {
-        let m = tokio::time::timeout(timeout, consumer.recv())
-            .await
-            .map_err(|_| Error::Timeout(timeout))?
-            .map_err(socle_kafka::Error::from)?;
+        let m = match tokio::time::timeout(POSITION_POLL, consumer.recv()).await {
+            Ok(m) => m.map_err(socle_kafka::Error::from)?,
+            Err(_) => {
+                // Nothing delivered: past the last record only markers or aborted records may
+                // be left, which move the position but are never delivered.
+                let at = positions(&consumer, topic)?;
+                for b in &mut bounds {
+                    if let Some(p) = at.get(&b.0).filter(|p| **p > b.1) {
+                        b.1 = *p;
+                        moved = tokio::time::Instant::now();
+                    }
+                }
+                if moved.elapsed() >= timeout && bounds.iter().any(|(_, at, end)| at < end) {
+                    return Err(Error::Internal(stalled(topic, &bounds, timeout)));
+                }
+                continue;
+            }
+        };
+        moved = tokio::time::Instant::now();
         let Some(b) = bounds.iter_mut().find(|(p, _, _)| *p == m.partition()) else {
             continue;
         };
         if m.offset() >= b.2 {
             continue;
         }
-        b.1 = m.offset() + 1;
+        b.1 = b.1.max(m.offset() + 1);
         out.push(Entry {
             topic: topic.to_owned(),
             partition: m.partition(),
