@@ -1,12 +1,15 @@
 //! The auditors' endpoints (`socle_audit::http`), behind the API's authentication: the token is
 //! verified and the detector's sanctions checked as for any request, then the caller is passed
 //! to the audit routes as an `Auditor` — an auditor when a multi-factor session holds a grant in
-//! force for `audit.query`. The audit routes record every query (and every refusal) in the trail.
+//! force for `audit.query`. The audit routes record every query (and every refusal) in the trail,
+//! and measure the audit store against the trail before answering (bounds:
+//! [`crate::AccessSettings::with_audit_freshness`]).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use socle_audit::freshness::FreshnessCheck;
 use socle_audit::http::{AuditState, Auditor};
 
 use crate::access::{in_force, Access};
@@ -20,6 +23,8 @@ pub fn routes(state: AppState) -> Router {
     socle_audit::http::router(AuditState {
         pool: state.pool.clone(),
         trail: state.trail.clone(),
+        freshness: FreshnessCheck::new(state.brokers.clone(), state.trail.topic())
+            .with_bounds(state.access.audit_freshness()),
     })
     .layer(axum::middleware::from_fn_with_state(state, identify))
 }

@@ -15,6 +15,12 @@
 //! | `GET /audit/organisations/{siret}?from=&to=&limit=` | what an organisation read or changed |
 //!
 //! `from` and `to` are RFC 3339 instants; errors are `application/problem+json` with a stable `code`.
+//!
+//! Every answer says how fresh it is (`"freshness": {positions, lag_entries, as_of, lag_ms}`,
+//! see [`crate::freshness`]; for CSV, `x-socle-lag-entries`, `x-socle-lag-ms`, `x-socle-as-of`
+//! headers). Past the bounds, or when the store has never projected the trail, the answer is
+//! 503 `audit.store_behind`; when the lag cannot be measured, 503 `audit.freshness_unknown`:
+//! never an empty success from a store that is not kept up.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -28,6 +34,7 @@ use socle_kafka::AccessTrail;
 use sqlx::PgPool;
 use tracing::warn;
 
+use crate::freshness::{Answer, Freshness, FreshnessCheck, Stale};
 use crate::queries::{self, Actor, Period};
 use crate::Error;
 
@@ -36,6 +43,21 @@ use crate::Error;
 pub struct AuditState {
     pub pool: PgPool,
     pub trail: AccessTrail,
+    /// Measures the store against the trail before each answer.
+    pub freshness: FreshnessCheck,
+}
+
+impl AuditState {
+    /// The routes' state, measuring freshness against the trail's topic on `brokers` with the
+    /// default bounds ([`crate::freshness::Bounds::default`]).
+    pub fn new(pool: PgPool, trail: AccessTrail, brokers: &str) -> Self {
+        let freshness = FreshnessCheck::new(brokers, trail.topic());
+        AuditState {
+            pool,
+            trail,
+            freshness,
+        }
+    }
 }
 
 /// The caller, as established by the API's authentication (a request extension).
@@ -85,6 +107,50 @@ fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The problem for an answer refused because the store is behind, or its lag is unknown.
+fn stale(e: Stale) -> Response {
+    let (code, title, detail) = (e.code(), e.title(), e.to_string());
+    let freshness = match e {
+        Stale::Store(e) => return failed(e),
+        Stale::Behind { freshness, .. } => Some(freshness),
+        Stale::Unknown { .. } => None,
+    };
+    warn!(code, detail = %detail, "audit query refused: the store's freshness");
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut body = serde_json::json!({
+        "type": format!("urn:socle:problem:{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    if let Some(f) = freshness {
+        body["freshness"] = serde_json::to_value(&*f).unwrap_or_default();
+    }
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/problem+json"),
+            (header::RETRY_AFTER, "5"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The store's freshness, within the bounds, or the refusal to answer.
+async fn fresh(state: &AuditState) -> Result<Freshness, Box<Response>> {
+    state
+        .freshness
+        .check(&state.pool)
+        .await
+        .map_err(|e| Box::new(stale(e)))
+}
+
+fn answer<T: serde::Serialize>(page: T, freshness: Freshness) -> Response {
+    Json(Answer { page, freshness }).into_response()
 }
 
 fn instant(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Box<Response>> {
@@ -199,8 +265,12 @@ async fn accesses(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let freshness = match fresh(&s).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     match queries::who_accessed(&s.pool, &person, period, limit).await {
-        Ok(page) => Json(page).into_response(),
+        Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
     }
 }
@@ -224,8 +294,12 @@ async fn journal(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let freshness = match fresh(&s).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     match queries::journal(&s.pool, &person, period, limit).await {
-        Ok(page) => Json(page).into_response(),
+        Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
     }
 }
@@ -260,6 +334,10 @@ async fn timeline(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let freshness = match fresh(&s).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     match queries::timeline(&s.pool, &person, period, limit).await {
         Ok(page) if csv => match queries::timeline_csv(&page.rows) {
             Ok(text) => (
@@ -269,13 +347,25 @@ async fn timeline(
                         header::HeaderName::from_static("x-socle-truncated"),
                         page.truncated.to_string(),
                     ),
+                    (
+                        header::HeaderName::from_static("x-socle-lag-entries"),
+                        freshness.lag_entries.to_string(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-socle-lag-ms"),
+                        freshness.lag_ms.to_string(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-socle-as-of"),
+                        freshness.as_of.map_or_else(String::new, |t| t.to_rfc3339()),
+                    ),
                 ],
                 text,
             )
                 .into_response(),
             Err(e) => failed(e),
         },
-        Ok(page) => Json(page).into_response(),
+        Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
     }
 }
@@ -299,8 +389,12 @@ async fn actor(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let freshness = match fresh(&s).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     match queries::actor(&s.pool, &Actor::User(user), period, limit).await {
-        Ok(page) => Json(page).into_response(),
+        Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
     }
 }
@@ -324,8 +418,12 @@ async fn organisation(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let freshness = match fresh(&s).await {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     match queries::actor(&s.pool, &Actor::Organisation(siret), period, limit).await {
-        Ok(page) => Json(page).into_response(),
+        Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`project`]: the access topic (and the canonical person topics, for timelines) projected
 //!   into the `audit` schema, idempotently by event id;
+//! - [`freshness`]: how far the store is behind the trail, measured for every answer; past a
+//!   bound the answer is refused (`audit.store_behind`) instead of an empty success;
 //! - [`queries`]: who accessed a person, what an actor or organisation did, a person's timeline,
 //!   a person's own journal (without entries restricted for an investigation), restrictions;
 //! - [`replay`]: an access decision re-evaluated with the grants in force at its instant;
@@ -11,6 +13,7 @@
 //!
 //! The store is derived: the trail on Kafka (sealed, see socle-seal) is the system of record.
 
+pub mod freshness;
 pub mod http;
 pub mod project;
 pub mod queries;
@@ -34,6 +37,12 @@ pub enum Error {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// This crate's migrations, for `socle migrate` and the start-up check of the components.
+#[must_use]
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
 
 /// Applies this crate's migrations (`audit` schema, versions from 40101; others left alone).
 ///

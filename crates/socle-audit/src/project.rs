@@ -3,9 +3,13 @@
 //!
 //! Rows are keyed by event id and inserted with `ON CONFLICT DO NOTHING`, and Kafka offsets are
 //! committed only after the PostgreSQL transaction: a batch read twice (crash, rebalance) adds
-//! nothing the second time. An entry that does not decode is logged with its position and
-//! skipped (the seal still covers it: `socle audit verify` reads the raw bytes).
+//! nothing the second time. The same transaction records, per partition, the offset after the
+//! last entry projected and that entry's time (`audit.positions`, never moved back): what the
+//! auditors' answers measure their freshness against (see [`crate::freshness`]). An entry that
+//! does not decode is logged with its position and skipped (the seal still covers it:
+//! `socle audit verify` reads the raw bytes).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +108,20 @@ pub async fn apply(
     batch: &[OwnedMessage],
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
+    // Per (topic, partition): the last offset of the batch and its entry's time.
+    let mut positions: BTreeMap<(&str, i32), (i64, DateTime<Utc>)> = BTreeMap::new();
     for m in batch {
+        let at = m
+            .timestamp()
+            .to_millis()
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
+        let last = positions
+            .entry((m.topic(), m.partition()))
+            .or_insert((m.offset(), at));
+        if m.offset() >= last.0 {
+            *last = (m.offset(), at);
+        }
         let Some(payload) = m.payload() else { continue };
         if m.topic() == access_topic {
             match codec.decode_as::<AccessEvent>(payload, &ACCESS_EVENT).await {
@@ -130,6 +147,21 @@ pub async fn apply(
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+    for ((topic, partition), (offset, at)) in positions {
+        sqlx::query(
+            "INSERT INTO audit.positions (topic, kafka_partition, next_offset, last_entry_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (topic, kafka_partition) DO UPDATE \
+             SET next_offset = EXCLUDED.next_offset, last_entry_at = EXCLUDED.last_entry_at, \
+                 projected_at = now() \
+             WHERE audit.positions.next_offset < EXCLUDED.next_offset",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(offset + 1)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())

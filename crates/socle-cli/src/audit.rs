@@ -201,11 +201,38 @@ async fn audit_pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
+/// The audit store measured against the access trail (`[audit]` bounds): the answer's freshness,
+/// or the refusal to answer from a store too far behind (`audit.store_behind`) or whose lag
+/// cannot be measured (`audit.freshness_unknown`).
+async fn fresh(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<socle_audit::freshness::Freshness> {
+    use socle_audit::freshness::{Bounds, FreshnessCheck, Stale};
+    let check =
+        FreshnessCheck::new(&settings.kafka.brokers, &settings.topics.access).with_bounds(Bounds {
+            max_lag_entries: settings.audit.max_lag_entries,
+            max_lag: Duration::from_millis(settings.audit.max_lag_ms),
+        });
+    match check.check(pool).await {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            if let Stale::Behind { freshness, .. } = &e {
+                eprintln!("{}", serde_json::to_string_pretty(&**freshness)?);
+            }
+            bail!("{}: {}", e.code(), e)
+        }
+    }
+}
+
 fn print_page(
-    page: &socle_audit::queries::Page<socle_audit::queries::AccessRow>,
+    page: socle_audit::queries::Page<socle_audit::queries::AccessRow>,
+    freshness: socle_audit::freshness::Freshness,
 ) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(page)?);
-    if page.truncated {
+    let truncated = page.truncated;
+    let answer = socle_audit::freshness::Answer { page, freshness };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if truncated {
         eprintln!("more rows match than --limit: narrow the period or raise the limit");
     }
     Ok(())
@@ -224,7 +251,7 @@ pub async fn run(
                 brokers: settings.kafka.brokers.clone(),
                 access_topic: settings.topics.access.clone(),
                 person_topics: vec![settings.topics.persons.clone()],
-                group: "socle-audit".into(),
+                group: settings.audit.group.clone(),
                 batch_size: 1000,
                 batch_timeout: Duration::from_millis(100),
             };
@@ -242,7 +269,11 @@ pub async fn run(
             )
             .await?;
             let pool = audit_pool(settings).await?;
-            print_page(&queries::who_accessed(&pool, &person, period, q.limit).await?)
+            let freshness = fresh(settings, &pool).await?;
+            print_page(
+                queries::who_accessed(&pool, &person, period, q.limit).await?,
+                freshness,
+            )
         }
         AuditCommand::Actor { user, org, q } => {
             let actor = match (user, org) {
@@ -256,7 +287,11 @@ pub async fn run(
             };
             let period = admit(settings, &q, "audit.actor", resource, vec![]).await?;
             let pool = audit_pool(settings).await?;
-            print_page(&queries::actor(&pool, &actor, period, q.limit).await?)
+            let freshness = fresh(settings, &pool).await?;
+            print_page(
+                queries::actor(&pool, &actor, period, q.limit).await?,
+                freshness,
+            )
         }
         AuditCommand::Timeline { person, format, q } => {
             if format != "json" && format != "csv" {
@@ -271,13 +306,21 @@ pub async fn run(
             )
             .await?;
             let pool = audit_pool(settings).await?;
+            let freshness = fresh(settings, &pool).await?;
             let page = queries::timeline(&pool, &person, period, q.limit).await?;
+            let truncated = page.truncated;
             if format == "csv" {
                 print!("{}", queries::timeline_csv(&page.rows)?);
+                // The CSV holds rows only: its freshness goes to stderr.
+                eprintln!(
+                    "freshness: {}",
+                    serde_json::to_string(&freshness).unwrap_or_default()
+                );
             } else {
-                println!("{}", serde_json::to_string_pretty(&page)?);
+                let answer = socle_audit::freshness::Answer { page, freshness };
+                println!("{}", serde_json::to_string_pretty(&answer)?);
             }
-            if page.truncated {
+            if truncated {
                 eprintln!("more rows match than --limit: narrow the period or raise the limit");
             }
             Ok(())
@@ -292,7 +335,11 @@ pub async fn run(
             )
             .await?;
             let pool = audit_pool(settings).await?;
-            print_page(&queries::journal(&pool, &person, period, q.limit).await?)
+            let freshness = fresh(settings, &pool).await?;
+            print_page(
+                queries::journal(&pool, &person, period, q.limit).await?,
+                freshness,
+            )
         }
         AuditCommand::Replay { event, q } => {
             admit(
