@@ -204,6 +204,7 @@ async fn commands_are_published_in_the_ingress_contract() {
             registry_url: env_or("SOCLE__REGISTRY__URL", "http://localhost:8081"),
             group: format!("it-ingest-{}", Uuid::new_v4()),
             transactional_id: format!("it-ingest-{}", Uuid::new_v4()),
+            group_instance_id: None,
             sources: vec![socle_ingest::Source {
                 topic: topic.clone(),
                 operator: CE.to_owned(),

@@ -74,7 +74,13 @@ async fn published_grants_and_revocations_take_effect() {
     let stop = CancellationToken::new();
     let consumer = tokio::spawn({
         let (topic, pool, stop) = (habilitations.clone(), pool.clone(), stop.clone());
-        async move { socle_policy::consumer::run(&brokers(), &topic, pool, codec(), stop).await }
+        // A status of its own: the process-wide one would make the other tests' APIs (in this
+        // same test binary) wait for this replay (tests/tests/habilitations_consumer.rs).
+        let status = socle_policy::consumer::Status::new();
+        async move {
+            socle_policy::consumer::run_with_status(&brokers(), &topic, pool, codec(), status, stop)
+                .await
+        }
     });
     let publisher = GrantPublisher {
         producer: EventProducer::new(&brokers(), Duration::from_secs(10)).expect("producer"),

@@ -60,6 +60,7 @@ fn config(t: &Topics, group: &str, transactional_id: &str) -> IngestConfig {
         registry_url: registry_url(),
         group: group.to_owned(),
         transactional_id: transactional_id.to_owned(),
+        group_instance_id: None,
         sources: t
             .ingress
             .iter()

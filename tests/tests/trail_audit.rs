@@ -118,6 +118,7 @@ async fn auditors_get_complete_answers_and_every_query_is_on_the_trail() {
             access_topic: access_topic.clone(),
             person_topics: vec![persons_topic.clone()],
             group: format!("audit-{}", uuid::Uuid::new_v4().simple()),
+            group_instance_id: None,
             batch_size: 100,
             batch_timeout: Duration::from_millis(20),
         },

@@ -53,6 +53,7 @@ async fn the_2024_extraction_pattern_is_suspended_within_a_few_hundred_reads() {
         alerts_topic: alerts.clone(),
         sanctions_topic: sanctions.clone(),
         group: format!("detect-{}", uuid::Uuid::new_v4().simple()),
+        group_instance_id: None,
         // Every hour counts as working time here, so that the test does not depend on the
         // clock: at night the unusual-hours rule would demand an MFA step-up first.
         rules: Rules {

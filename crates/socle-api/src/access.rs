@@ -286,13 +286,26 @@ impl Access {
 /// The caller's grants in force now for `action` (and `purpose`, if named).
 ///
 /// # Errors
-/// 503 `habilitations.unavailable` when PostgreSQL cannot be read.
+/// 503 `habilitations.unavailable` when PostgreSQL cannot be read, or when this process's replay
+/// of the habilitations topic is not caught up or stopped at an event it cannot apply (a
+/// revocation that cannot be read must never mean "still granted": fail closed).
 pub async fn in_force(
     state: &AppState,
     identity: &Identity,
     action: &str,
     purpose: Option<&str>,
 ) -> Result<Vec<socle_policy::Grant>, Problem> {
+    if let Some(status) = socle_policy::consumer::process_status() {
+        if let Err(why) = status.state().trusted() {
+            warn!(reason = %why, "habilitations not trusted; refusing");
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "habilitations.unavailable",
+                "Habilitations unavailable",
+                "the habilitations are not up to date; retry later",
+            ));
+        }
+    }
     socle_policy::grants::in_force(
         &state.pool,
         &identity.subject,

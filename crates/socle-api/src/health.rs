@@ -1,5 +1,5 @@
-//! `/health` (ready only when Kafka, PostgreSQL and the registry answer, naming any that does
-//! not) and `/metrics`.
+//! `/health` (ready only when Kafka, PostgreSQL and the registry answer and the habilitations
+//! replay is caught up, naming any that is not) and `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -43,13 +43,19 @@ pub async fn health(State(state): State<AppState>) -> Response {
             _ => Err("kafka or registry unreachable: personal data is withheld (503)".to_owned()),
         }
     };
-    health_response(&[
+    let mut checks = vec![
         ("kafka", kafka),
         ("postgres", postgres),
         ("registry", registry),
         ("identity_provider", idp),
         ("access_trail", trail),
-    ])
+    ];
+    // This process's replay of the habilitations topic (socle_policy::consumer): stopped at an
+    // event it cannot apply, not caught up yet, or waiting for Kafka/PostgreSQL.
+    if let Some(status) = socle_policy::consumer::process_status() {
+        checks.push(("habilitations", status.state().healthy()));
+    }
+    health_response(&checks)
 }
 
 async fn probe_registry(state: &AppState) -> Result<(), String> {

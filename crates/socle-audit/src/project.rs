@@ -16,6 +16,7 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use socle_domain::AccessEvent;
@@ -36,6 +37,11 @@ pub struct AuditProjectorConfig {
     /// Canonical topics whose events carry a `person_id` (for timelines).
     pub person_topics: Vec<String>,
     pub group: String,
+    /// Kafka's `group.instance.id` (static group membership), unique and stable per instance:
+    /// a restarted instance gets its partitions back at once instead of after
+    /// `session.timeout.ms` (10 s). `None`: dynamic membership. Two live instances with the same
+    /// id fence each other: the older one stops.
+    pub group_instance_id: Option<String>,
     pub batch_size: usize,
     pub batch_timeout: Duration,
 }
@@ -50,14 +56,22 @@ pub async fn run(
     codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let consumer: StreamConsumer = socle_kafka::client_config(&config.brokers)
+    let mut client = socle_kafka::client_config(&config.brokers);
+    client
         .set("group.id", &config.group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .create()
-        .map_err(socle_kafka::Error::from)?;
+        .set("session.timeout.ms", "10000");
+    if let Some(id) = config
+        .group_instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    {
+        client.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer = client.create().map_err(socle_kafka::Error::from)?;
     let mut topics: Vec<&str> = vec![&config.access_topic];
     topics.extend(config.person_topics.iter().map(String::as_str));
     consumer
@@ -73,6 +87,11 @@ pub async fn run(
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch_size);
         match first {
             Ok(m) => batch.push(m.detach()),
+            // Fenced by another instance with the same group.instance.id, or another fatal
+            // consumer error: this consumer can never be used again.
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                return Err(socle_kafka::Error::from(e).into())
+            }
             Err(e) => {
                 warn!(error = %e, "kafka consumer error");
                 continue;
@@ -82,6 +101,9 @@ pub async fn run(
         while batch.len() < config.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(socle_kafka::Error::from(e).into())
+                }
                 Ok(Err(e)) => warn!(error = %e, "kafka consumer error"),
                 Err(_) => break,
             }

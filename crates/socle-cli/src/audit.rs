@@ -194,11 +194,8 @@ async fn admit(
 }
 
 async fn audit_pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    let pool = crate::pool(settings).await?;
-    socle_audit::migrate(&pool)
-        .await
-        .context("migrating the audit schema")?;
-    Ok(pool)
+    // The audit schema is created by `socle migrate` (checked here).
+    crate::pool(settings).await
 }
 
 /// The audit store measured against the access trail (`[audit]` bounds): the answer's freshness,
@@ -252,12 +249,21 @@ pub async fn run(
                 access_topic: settings.topics.access.clone(),
                 person_topics: vec![settings.topics.persons.clone()],
                 group: settings.audit.group.clone(),
+                group_instance_id: crate::settings::group_instance_id(
+                    &settings.audit.group_instance_id,
+                ),
                 batch_size: 1000,
                 batch_timeout: Duration::from_millis(100),
             };
-            socle_audit::project::run(config, pool, crate::codec(settings)?, shutdown)
-                .await
-                .context("audit projector")
+            let probes = crate::ops::Probes::new("audit", &settings.kafka.brokers)?
+                .with_pool(&pool)
+                .with_registry(&settings.registry.url);
+            crate::ops::with_health(settings.health.audit, probes, async {
+                socle_audit::project::run(config, pool.clone(), crate::codec(settings)?, shutdown)
+                    .await
+                    .context("audit projector")
+            })
+            .await
         }
         AuditCommand::WhoAccessed { person, q } => {
             let period = admit(
@@ -351,9 +357,6 @@ pub async fn run(
             )
             .await?;
             let pool = audit_pool(settings).await?;
-            socle_policy::migrate(&pool)
-                .await
-                .context("migrating the habilitations schema")?;
             let engine =
                 socle_policy::Engine::load(&settings.auth.policies_dir).with_context(|| {
                     format!(
@@ -373,7 +376,18 @@ pub async fn run(
                 );
             }
             if replay.depends_on_caseload {
-                eprintln!("the decision depends on the caseload fact, which cannot be replayed as of that instant yet");
+                match (replay.in_caseload_then, &replay.replayed) {
+                    (Some(followed), Some(r)) => eprintln!(
+                        "the decision depends on the caseload fact: replayed with the caseload as it was \
+                         then (the organisation {} the person): {}",
+                        if followed { "followed" } else { "did not follow" },
+                        if r.allowed { "allowed" } else { "refused" }
+                    ),
+                    _ => eprintln!(
+                        "the decision depends on the caseload fact, which cannot be told for this event \
+                         (no single person concerned, or no core state here): both answers are shown"
+                    ),
+                }
             }
             Ok(())
         }

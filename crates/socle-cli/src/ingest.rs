@@ -86,17 +86,13 @@ fn referential(dir: &Path) -> anyhow::Result<Referential> {
 async fn ingest(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let i = &settings.ingest;
     let referential = Arc::new(referential(&settings.reference.dir)?);
-    let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
-        .await
-        .context("connecting to PostgreSQL (database.url)")?;
-    socle_store::migrate(&pool)
-        .await
-        .context("migrating the database")?;
+    let pool = crate::pool(settings).await?;
     let config = IngestConfig {
         brokers: settings.kafka.brokers.clone(),
         registry_url: settings.registry.url.clone(),
         group: i.group.clone(),
         transactional_id: i.transactional_id.clone(),
+        group_instance_id: crate::settings::group_instance_id(&i.group_instance_id),
         sources: sources(settings),
         persons_topic: settings.topics.persons.clone(),
         deadletter_topic: i.deadletter_topic.clone(),
@@ -104,15 +100,21 @@ async fn ingest(settings: &Settings, shutdown: CancellationToken) -> anyhow::Res
         batch_timeout: Duration::from_millis(i.batch_timeout_ms),
         transaction_timeout: Duration::from_millis(i.transaction_timeout_ms),
     };
-    let totals = socle_ingest::run(config, pool, referential, shutdown)
-        .await
-        .context("ingest")?;
-    info!(
-        published = totals.published,
-        dead_lettered = totals.dead_lettered,
-        "ingest finished"
-    );
-    Ok(())
+    let probes = crate::ops::Probes::new("ingest", &settings.kafka.brokers)?
+        .with_pool(&pool)
+        .with_registry(&settings.registry.url);
+    crate::ops::with_health(settings.health.ingest, probes, async {
+        let totals = socle_ingest::run(config, pool.clone(), referential, shutdown)
+            .await
+            .context("ingest")?;
+        info!(
+            published = totals.published,
+            dead_lettered = totals.dead_lettered,
+            "ingest finished"
+        );
+        Ok(())
+    })
+    .await
 }
 
 async fn synthetic(
@@ -128,24 +130,15 @@ async fn synthetic(
         .with_context(|| {
             format!("unknown operator {operator:?}; expected france-travail, cap-emploi or mission-locale")
         })?;
-    // The ingress contracts' ids on this topic (registered if needed, as an operator's
-    // serializer would).
-    let registry = socle_ingest::registry::Registry::new(&settings.registry.url)?;
-    let mut ids = std::collections::HashMap::new();
-    for c in socle_ingest::contracts::ingress() {
-        ids.insert(c.name, registry.register(&source.topic, c).await?);
-    }
+    let mut sender = IngressSender::new(settings).await?;
+    let id_of = sender.ids(&source.topic).await?;
     let id_of = |m: &socle_ingest::ingress::Ingress| {
-        ids.get(socle_ingest::decode::contract_of(m).name)
+        id_of
+            .get(socle_ingest::decode::contract_of(m).name)
             .copied()
             .unwrap_or(0)
     };
-    let producer: FutureProducer = socle_kafka::client_config(&settings.kafka.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .context("kafka producer")?;
+    let producer = sender.producer.clone();
     let now = chrono::Utc::now();
     let (mut good, mut bad) = (0u64, 0u64);
     let mut pending = Vec::new();
@@ -200,6 +193,75 @@ async fn synthetic(
         source.topic
     );
     Ok(())
+}
+
+/// Publishes ingress messages on an operator's ingress topic exactly as that operator's IS
+/// would (contracts registered under the topic's subjects, Confluent framing), so that what the
+/// demo and the CLI publish goes through `socle ingest` and all its rules like any other message.
+pub struct IngressSender {
+    registry: socle_ingest::registry::Registry,
+    producer: FutureProducer,
+    ids: std::collections::HashMap<String, std::collections::HashMap<&'static str, u32>>,
+}
+
+impl IngressSender {
+    pub async fn new(settings: &Settings) -> anyhow::Result<IngressSender> {
+        let producer: FutureProducer = socle_kafka::client_config(&settings.kafka.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .context("kafka producer")?;
+        Ok(IngressSender {
+            registry: socle_ingest::registry::Registry::new(&settings.registry.url)?,
+            producer,
+            ids: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The schema ids of the ingress contracts under `topic`'s subjects (registered if needed).
+    async fn ids(
+        &mut self,
+        topic: &str,
+    ) -> anyhow::Result<std::collections::HashMap<&'static str, u32>> {
+        if let Some(ids) = self.ids.get(topic) {
+            return Ok(ids.clone());
+        }
+        let mut ids = std::collections::HashMap::new();
+        for c in socle_ingest::contracts::ingress() {
+            ids.insert(c.name, self.registry.register(topic, c).await?);
+        }
+        self.ids.insert(topic.to_owned(), ids.clone());
+        Ok(ids)
+    }
+
+    /// Sends `message` on `operator`'s ingress topic, keyed by the operator's reference of the
+    /// person, and waits for the broker's acknowledgement.
+    pub async fn send(
+        &mut self,
+        settings: &Settings,
+        operator: &str,
+        message: &socle_ingest::ingress::Ingress,
+    ) -> anyhow::Result<()> {
+        let topic = sources(settings)
+            .into_iter()
+            .find(|s| s.operator == operator)
+            .map(|s| s.topic)
+            .with_context(|| format!("unknown operator {operator:?}; expected france-travail, cap-emploi or mission-locale"))?;
+        let ids = self.ids(&topic).await?;
+        let id = ids
+            .get(socle_ingest::decode::contract_of(message).name)
+            .copied()
+            .context("ingress contract not registered")?;
+        let body = socle_ingest::decode::encode_body(message)?;
+        let value = socle_kafka::framing::Frame::encode(id, &body);
+        let key = message.submission().operator_person_ref.clone();
+        let record = FutureRecord::to(&topic).key(&key).payload(&value);
+        match self.producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e).with_context(|| format!("sending to {topic}")),
+        }
+    }
 }
 
 fn delivered<E>(

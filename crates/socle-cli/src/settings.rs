@@ -26,6 +26,36 @@ pub struct Settings {
     pub ingest: Ingest,
     pub seal: Seal,
     pub detect: Detect,
+    pub health: Health,
+    pub audit: AuditSettings,
+}
+
+/// Where each component without an HTTP API of its own serves `/health` and `/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub ingest: SocketAddr,
+    pub projector: SocketAddr,
+    pub feed: SocketAddr,
+    pub seal: SocketAddr,
+    pub detect: SocketAddr,
+    pub audit: SocketAddr,
+}
+
+/// The audit store's projection and the freshness of the auditors' answers (docs/audit.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Consumer group of `socle audit project`.
+    pub group: String,
+    /// Kafka's `group.instance.id`, unique and stable per instance (static group membership: a
+    /// restarted instance gets its partitions back at once); empty: dynamic membership.
+    pub group_instance_id: String,
+    /// An auditor's query fails (instead of answering) when the audit store is more than this
+    /// many trail entries behind the access topic...
+    pub max_lag_entries: i64,
+    /// ...or when its newest projected entry is older than the trail's by more than this.
+    pub max_lag_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +133,10 @@ pub struct ReferenceSettings {
 #[serde(deny_unknown_fields)]
 pub struct Projector {
     pub group: String,
+    /// Kafka's `group.instance.id`, unique and stable per instance (static group membership: a
+    /// restarted instance gets its partitions back at once); empty: dynamic membership.
+    #[allow(dead_code)] // until main.rs's run_projector passes it (socle_projector::run_as)
+    pub group_instance_id: String,
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
 }
@@ -126,6 +160,9 @@ pub struct Seal {
 #[serde(deny_unknown_fields)]
 pub struct Detect {
     pub group: String,
+    /// Kafka's `group.instance.id`, unique and stable per instance (static group membership: a
+    /// restarted instance gets its partitions back at once); empty: dynamic membership.
+    pub group_instance_id: String,
     pub alerts_topic: String,
     pub sanctions_topic: String,
     /// How long the API caches a user's sanctions.
@@ -142,6 +179,9 @@ pub struct Ingest {
     pub group: String,
     /// Unique and stable per instance (e.g. suffixed with the pod ordinal).
     pub transactional_id: String,
+    /// Kafka's `group.instance.id`, unique and stable per instance (static group membership: a
+    /// restarted instance gets its partitions back at once); empty: dynamic membership.
+    pub group_instance_id: String,
     pub france_travail_topic: String,
     pub cap_emploi_topic: String,
     pub missions_locales_topic: String,
@@ -226,6 +266,9 @@ impl Settings {
         if let Err(e) = self.detect.rules.check() {
             return bad(&format!("detect.rules: {e}"));
         }
+        if self.audit.max_lag_entries < 0 || self.audit.max_lag_ms == 0 {
+            return bad("audit.max_lag_entries must be at least 0 and audit.max_lag_ms at least 1");
+        }
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");
         }
@@ -245,6 +288,13 @@ impl Settings {
     pub fn delivery_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka.delivery_timeout_ms)
     }
+}
+
+/// A `group_instance_id` setting as the components take it: `None` (dynamic membership) when
+/// empty.
+pub fn group_instance_id(setting: &str) -> Option<String> {
+    let id = setting.trim();
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ async fn setup(rules: Rules) -> Res<Setup> {
             alerts_topic: alerts,
             sanctions_topic: sanctions,
             group: format!("bench-detect-{id}"),
+            group_instance_id: None,
             rules,
         },
         pool.clone(),

@@ -39,6 +39,11 @@ pub struct DetectConfig {
     pub alerts_topic: String,
     pub sanctions_topic: String,
     pub group: String,
+    /// Kafka's `group.instance.id` (static group membership), unique and stable per instance:
+    /// a restarted instance gets its partitions back at once instead of after
+    /// `session.timeout.ms` (10 s). `None`: dynamic membership. Two live instances with the same
+    /// id fence each other: the older one stops.
+    pub group_instance_id: Option<String>,
     pub rules: Rules,
 }
 
@@ -65,15 +70,23 @@ pub async fn run(
     progress: Option<Arc<Progress>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let consumer: StreamConsumer = socle_kafka::client_config(&config.brokers)
+    let mut client = socle_kafka::client_config(&config.brokers);
+    client
         .set("group.id", &config.group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "10")
-        .create()
-        .map_err(socle_kafka::Error::from)?;
+        .set("session.timeout.ms", "10000");
+    if let Some(id) = config
+        .group_instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    {
+        client.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer = client.create().map_err(socle_kafka::Error::from)?;
     consumer
         .subscribe(&[&config.access_topic])
         .map_err(socle_kafka::Error::from)?;
@@ -87,6 +100,11 @@ pub async fn run(
         };
         let m = match m {
             Ok(m) => m,
+            // Fenced by another instance with the same group.instance.id, or another fatal
+            // consumer error: this consumer can never be used again.
+            Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
+                return Err(socle_kafka::Error::from(e).into())
+            }
             Err(e) => {
                 warn!(error = %e, "kafka consumer error");
                 continue;

@@ -248,6 +248,7 @@ async fn ingest(
         registry_url: registry.to_owned(),
         group: group.clone(),
         transactional_id: format!("bench-tx-{}", uuid::Uuid::new_v4().simple()),
+        group_instance_id: None,
         sources: vec![Source {
             topic: topics.0.to_owned(),
             operator: "france-travail".into(),

@@ -59,6 +59,11 @@ pub struct IngestConfig {
     /// Unique and stable per instance (e.g. `socle-ingest-0` for the first pod): a restarted
     /// instance fences its previous incarnation's open transaction at once.
     pub transactional_id: String,
+    /// Kafka's `group.instance.id` (static group membership), unique and stable per instance
+    /// like `transactional_id`: a restarted instance (after a crash, `kill -9`) gets its
+    /// partitions back at once instead of after `session.timeout.ms` (10 s). `None`: dynamic
+    /// membership. Two live instances with the same id fence each other: the older one stops.
+    pub group_instance_id: Option<String>,
     pub sources: Vec<Source>,
     /// The canonical persons topic.
     pub persons_topic: String,
@@ -406,14 +411,22 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<Totals> {
     let ingestor = Ingestor::new(&config, pool, referential).await?;
-    let consumer: StreamConsumer = socle_kafka::client_config(&config.brokers)
+    let mut client = socle_kafka::client_config(&config.brokers);
+    client
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
-        .create()?;
+        .set("session.timeout.ms", "10000");
+    if let Some(id) = config
+        .group_instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    {
+        client.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer = client.create()?;
     let topics: Vec<&str> = config.sources.iter().map(|s| s.topic.as_str()).collect();
     consumer.subscribe(&topics)?;
     let producer: FutureProducer = socle_kafka::client_config(&config.brokers)
@@ -443,6 +456,9 @@ pub async fn run(
         let mut batch = Vec::with_capacity(config.batch_size);
         match first {
             Ok(m) => batch.push(Taken::from_message(&m)),
+            // Fenced by another instance with the same group.instance.id, or another fatal
+            // consumer error: this consumer can never be used again.
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.into()),
             Err(e) => {
                 warn!(error = %e, "kafka consumer error");
                 continue;
@@ -452,6 +468,7 @@ pub async fn run(
         while batch.len() < config.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(Taken::from_message(&m)),
+                Ok(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
                 Ok(Err(e)) => warn!(error = %e, "kafka consumer error"),
                 Err(_) => break,
             }

@@ -97,12 +97,33 @@ pub(crate) struct Taken {
     payload: Option<Vec<u8>>,
 }
 
-/// Runs the projector until `shutdown` is cancelled. The batch in hand is finished first.
+/// Runs the projector until `shutdown` is cancelled, with dynamic group membership (see
+/// [`run_as`]). The batch in hand is finished first.
 ///
 /// # Errors
 /// Kafka configuration errors, or PostgreSQL errors that retrying does not cure.
 pub async fn run(
     config: ProjectorConfig,
+    pool: PgPool,
+    codec: Arc<Codec>,
+    models: Models,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    run_as(config, None, pool, codec, models, shutdown).await
+}
+
+/// As [`run`], as the static member `group_instance_id` of the consumer group (Kafka's
+/// `group.instance.id`; `None` or empty: dynamic membership). Unique and stable per instance
+/// (`socle project` passes `projector.group_instance_id`, default `socle-projector-0`): a
+/// restarted instance (crash, `kill -9`) gets its partitions back at once instead of after
+/// `session.timeout.ms` (10 s). Two live instances with the same id fence each other: the
+/// older one stops with a fatal consumer error.
+///
+/// # Errors
+/// As [`run`]; also a fatal consumer error (fenced by another instance with the same id).
+pub async fn run_as(
+    config: ProjectorConfig,
+    group_instance_id: Option<String>,
     pool: PgPool,
     codec: Arc<Codec>,
     models: Models,
@@ -117,13 +138,18 @@ pub async fn run(
         config.topic.clone(),
         tokio::runtime::Handle::current(),
     );
-    let consumer: StreamConsumer<OffsetsContext> = socle_kafka::client_config(&config.brokers)
+    let mut client = socle_kafka::client_config(&config.brokers);
+    client
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
-        .set("max.poll.interval.ms", "300000")
+        .set("max.poll.interval.ms", "300000");
+    if let Some(id) = group_instance_id.as_deref().filter(|id| !id.is_empty()) {
+        client.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer<OffsetsContext> = client
         .create_with_context(context)
         .map_err(socle_kafka::Error::from)?;
     consumer.subscribe(&[&config.topic])?;
@@ -138,6 +164,9 @@ pub async fn run(
         let mut batch = Vec::with_capacity(config.batch_size);
         match first {
             Ok(m) => batch.push(take(&m)),
+            // Fenced by another instance with the same group.instance.id, or another fatal
+            // consumer error: this consumer can never be used again.
+            Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => return Err(e.into()),
             Err(e) => {
                 warn!(error = %e, "kafka consumer error");
                 metrics::CONSUMER_ERRORS.inc();
@@ -148,6 +177,9 @@ pub async fn run(
         while batch.len() < config.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(take(&m)),
+                Ok(Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(e.into())
+                }
                 Ok(Err(e)) => {
                     warn!(error = %e, "kafka consumer error");
                     metrics::CONSUMER_ERRORS.inc();

@@ -158,6 +158,36 @@ impl Checkpoint {
         )
     }
 
+    /// The same entries as consecutive checkpoints of at most `max_entries` each, re-signed
+    /// with `key` (same `sealed_at`): they chain from this checkpoint's `prev_hash` to its
+    /// `hash`, so the partition's chain head is unchanged. `None` if `max_entries` is 0 or the
+    /// checkpoint's leaves are inconsistent (nothing trustworthy to split).
+    pub fn split(&self, max_entries: usize, key: &SigningKey) -> Option<Vec<Checkpoint>> {
+        if max_entries == 0 || !self.leaves_consistent() {
+            return None;
+        }
+        let entries = self.entries()?;
+        let mut prev = <Hash>::try_from(self.prev_hash.as_slice()).ok()?;
+        let mut chained = self.chained - self.count;
+        let mut pieces = Vec::with_capacity(entries.len().div_ceil(max_entries));
+        for chunk in entries.chunks(max_entries) {
+            let cp = Checkpoint::seal(
+                &self.topic,
+                self.partition,
+                prev,
+                chained,
+                chunk,
+                self.sealed_at,
+                key,
+            )?;
+            prev = <Hash>::try_from(cp.hash.as_slice()).ok()?;
+            chained = cp.chained;
+            pieces.push(cp);
+        }
+        let last = pieces.last()?;
+        (last.hash == self.hash && last.chained == self.chained).then_some(pieces)
+    }
+
     /// Whether the leaves chain from `prev_hash` to `hash` and agree with the counts.
     pub fn leaves_consistent(&self) -> bool {
         let Some(entries) = self.entries() else {
@@ -206,6 +236,42 @@ mod tests {
         assert!(!swapped.leaves_consistent());
         let other = SigningKey::from_bytes(&[8u8; 32]);
         assert!(!cp.signature_valid(&other.verifying_key()));
+    }
+
+    #[test]
+    fn a_split_checkpoint_chains_to_the_same_head_in_bounded_pieces() {
+        let entries: Vec<(i64, Hash)> = (10..35)
+            .map(|i| (i, leaf(Some(b"user"), Some(&[i as u8; 10]))))
+            .collect();
+        let prev = link(&GENESIS, 3, &leaf(None, None));
+        let cp = Checkpoint::seal("t", 2, prev, 7, &entries, 99, &key()).expect("non-empty");
+        let pieces = cp.split(10, &key()).expect("split");
+        assert_eq!(
+            pieces.iter().map(|p| p.count).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        assert_eq!(pieces[0].prev_hash, cp.prev_hash);
+        for w in pieces.windows(2) {
+            assert_eq!(w[0].hash, w[1].prev_hash);
+            assert_eq!(w[0].last_offset + 1, w[1].first_offset);
+        }
+        let last = pieces.last().expect("pieces");
+        assert_eq!(
+            (&last.hash, last.chained, last.last_offset),
+            (&cp.hash, cp.chained, 34)
+        );
+        assert_eq!(pieces[0].chained, 17);
+        for p in &pieces {
+            assert!(p.signature_valid(&key().verifying_key()) && p.leaves_consistent());
+            assert_eq!(p.sealed_at, 99);
+        }
+        assert!(cp.split(0, &key()).is_none());
+        let mut bad = cp.clone();
+        bad.leaves.swap(0, 40);
+        assert!(
+            bad.split(10, &key()).is_none(),
+            "inconsistent leaves are not re-signed"
+        );
     }
 
     #[test]

@@ -6,8 +6,19 @@
 //! Entries chained since the last checkpoint are only held in memory; after a crash they are
 //! read again from the stored offset and chained again to the same hashes (the chain is a pure
 //! function of the bytes). The checkpoint then goes to the seal topic; one committed but not yet
-//! published (crash in between) is republished at start, so the topic may hold a checkpoint twice
-//! but never misses one, and the verifier ignores exact duplicates.
+//! published (crash, Kafka unreachable) is republished at start and retried in the background
+//! while the sealer goes on sealing, so the topic may hold a checkpoint twice but never misses
+//! one, and the verifier ignores exact duplicates.
+//!
+//! **Bounded checkpoints.** A checkpoint never holds more than `every_entries` entries (at most
+//! [`MAX_EVERY_ENTRIES`], well under the broker's 1 MB message limit): entries that arrive
+//! while due partitions are gathered stay pending for the next checkpoint, and a partition that
+//! holds several times the bound (a burst) is sealed in several consecutive checkpoints of one
+//! transaction. A stored checkpoint that the broker still refuses as too large (written by an
+//! older release) never wedges the sealer: it is split into pieces of at most `every_entries`
+//! entries, re-signed, which chain to the same head, and the pieces replace it in PostgreSQL
+//! (one transaction) before they are published. Only a checkpoint the broker refused is split,
+//! so none is ever on the seal topic both whole and in pieces.
 //!
 //! One sealer per topic: a PostgreSQL advisory lock per sealed topic refuses a second instance
 //! (two writers would fork the chain). Scale out by giving instances different topic lists.
@@ -46,6 +57,14 @@ pub struct SealerConfig {
 /// How long partitions that reached N entries wait for others before being sealed together.
 const GATHER: Duration = Duration::from_millis(20);
 
+/// The largest `every_entries` accepted: a checkpoint carries about 42 bytes per entry (offset and
+/// leaf), so 20 000 entries stay under the 1 MB default message limit of Kafka and librdkafka.
+pub const MAX_EVERY_ENTRIES: usize = 20_000;
+
+/// First delay before unpublished checkpoints are published again; doubled up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
 struct Partition {
     head: Head,
     pending: Vec<(i64, Hash)>,
@@ -68,6 +87,13 @@ pub async fn run(
     if config.topics.is_empty() {
         return Err(Error::Config("no topic to seal".into()));
     }
+    if !(1..=MAX_EVERY_ENTRIES).contains(&config.every_entries) {
+        return Err(Error::Config(format!(
+            "seal.every_entries must be between 1 and {MAX_EVERY_ENTRIES} (a checkpoint above \
+             about 1 MB is refused by the broker), not {}",
+            config.every_entries
+        )));
+    }
     // Held for the whole run, on a connection taken out of the pool: the locks are released when
     // it closes (on return, error or not), never left behind in a pooled connection.
     let mut lock = pool.acquire().await?.detach();
@@ -81,11 +107,11 @@ pub async fn run(
             return Err(Error::Busy(topic.clone()));
         }
     }
-    for topic in &config.topics {
-        for cp in store::checkpoints(&pool, topic, true).await? {
-            publish(&pool, &codec, &producer, &config.seal_topic, &cp).await?;
-        }
-    }
+    // Checkpoints stored but not yet on the seal topic are published in the background (and
+    // retried until they are): sealing never waits for them.
+    let mut republish_at = Some(Instant::now());
+    let mut republish_delay = RETRY_FIRST;
+    let mut republishing = false;
 
     let consumer: StreamConsumer = socle_kafka::client_config(&config.brokers)
         .set("group.id", "socle-seal")
@@ -130,7 +156,8 @@ pub async fn run(
     // `GATHER` after the first of them (one commit for many checkpoints under load).
     let mut due: Vec<(String, i32)> = Vec::new();
     let mut due_since: Option<Instant> = None;
-    let mut publishing = tokio::task::JoinSet::new();
+    // Each task says whether it republished every stored unpublished checkpoint, and how it went.
+    let mut publishing: tokio::task::JoinSet<(bool, Result<()>)> = tokio::task::JoinSet::new();
     loop {
         let message = tokio::select! {
             biased;
@@ -147,7 +174,31 @@ pub async fn run(
                     due_since = None;
                 }
                 while let Some(done) = publishing.try_join_next() {
-                    done.map_err(|e| Error::Internal(format!("publish task: {e}")))??;
+                    let (all, result) =
+                        done.map_err(|e| Error::Internal(format!("publish task: {e}")))?;
+                    republishing &= !all;
+                    match result {
+                        Ok(()) if all => republish_delay = RETRY_FIRST,
+                        Ok(()) => {}
+                        Err(e) => {
+                            // Stored in PostgreSQL: published again later, never lost.
+                            warn!(error = %e, retry_in = ?republish_delay, "checkpoint not published yet; retrying");
+                            republish_at.get_or_insert_with(|| Instant::now() + republish_delay);
+                            republish_delay = (republish_delay * 2).min(RETRY_MAX);
+                        }
+                    }
+                }
+                if !republishing && republish_at.is_some_and(|t| Instant::now() >= t) {
+                    republish_at = None;
+                    republishing = true;
+                    let (pool, codec, producer, key) =
+                        (pool.clone(), codec.clone(), producer.clone(), key.clone());
+                    let (topics, seal_topic, bound) =
+                        (config.topics.clone(), config.seal_topic.clone(), config.every_entries);
+                    publishing.spawn(async move {
+                        let result = republish(&pool, &codec, &producer, &seal_topic, &topics, &key, bound).await;
+                        (true, result)
+                    });
                 }
                 continue;
             }
@@ -191,7 +242,10 @@ pub async fn run(
         }
     }
     while let Some(done) = publishing.join_next().await {
-        done.map_err(|e| Error::Internal(format!("publish task: {e}")))??;
+        let (_, result) = done.map_err(|e| Error::Internal(format!("publish task: {e}")))?;
+        if let Err(e) = result {
+            warn!(error = %e, "checkpoint not published; it will be at the next start");
+        }
     }
     info!("sealer stopped");
     Ok(())
@@ -214,6 +268,11 @@ async fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>> 
 }
 
 /// Seals the pending entries of `due` partitions: one transaction, then the seal topic.
+///
+/// Each checkpoint holds at most `every_entries` entries: a partition due by count is sealed in
+/// as many full checkpoints as it holds (the rest, fewer than `every_entries`, stays pending); a
+/// partition due by time (its oldest unsealed entry is `every` old) is sealed whole, in pieces
+/// of at most `every_entries`.
 #[allow(clippy::too_many_arguments)]
 async fn checkpoint(
     pool: &PgPool,
@@ -223,16 +282,40 @@ async fn checkpoint(
     key: &SigningKey,
     state: &mut HashMap<(String, i32), Partition>,
     due: &[(String, i32)],
-    publishing: &mut tokio::task::JoinSet<Result<()>>,
+    publishing: &mut tokio::task::JoinSet<(bool, Result<()>)>,
 ) -> Result<()> {
     let now = chrono::Utc::now().timestamp_micros();
+    let bound = config.every_entries.max(1);
     let mut sealed = Vec::new();
+    // Per partition: how many pending entries the checkpoints take.
+    let mut taken: Vec<((String, i32), usize)> = Vec::new();
     for k in due {
         let Some(s) = state.get(k) else { continue };
-        if let Some(cp) =
-            Checkpoint::seal(&k.0, k.1, s.head.hash, s.head.chained, &s.pending, now, key)
-        {
+        let whole = s.since.is_some_and(|t| t.elapsed() >= config.every);
+        let (mut prev, mut chained, mut n) = (s.head.hash, s.head.chained, 0);
+        while n < s.pending.len() {
+            let rest = s.pending.len() - n;
+            if rest < bound && !whole {
+                break;
+            }
+            let Some(cp) = Checkpoint::seal(
+                &k.0,
+                k.1,
+                prev,
+                chained,
+                &s.pending[n..n + rest.min(bound)],
+                now,
+                key,
+            ) else {
+                break;
+            };
+            prev = Hash::try_from(cp.hash.as_slice()).unwrap_or(GENESIS);
+            chained = cp.chained;
+            n += rest.min(bound);
             sealed.push(cp);
+        }
+        if n > 0 {
+            taken.push((k.clone(), n));
         }
     }
     if sealed.is_empty() {
@@ -243,30 +326,106 @@ async fn checkpoint(
         store::record(&mut tx, cp).await?;
     }
     tx.commit().await?;
-    for cp in &sealed {
-        if let Some(s) = state.get_mut(&(cp.topic.clone(), cp.partition)) {
+    for (k, n) in taken {
+        let Some(last) = sealed
+            .iter()
+            .rev()
+            .find(|cp| cp.topic == k.0 && cp.partition == k.1)
+        else {
+            continue;
+        };
+        if let Some(s) = state.get_mut(&k) {
             s.head = Head {
-                next_offset: cp.last_offset + 1,
-                hash: Hash::try_from(cp.hash.as_slice()).unwrap_or(GENESIS),
-                chained: cp.chained,
+                next_offset: last.last_offset + 1,
+                hash: Hash::try_from(last.hash.as_slice()).unwrap_or(GENESIS),
+                chained: last.chained,
             };
-            s.pending.clear();
-            s.since = None;
+            s.pending.drain(..n);
+            // What is left arrived during the gather window, just now.
+            s.since = (!s.pending.is_empty()).then(Instant::now);
         }
     }
     // Published in the background: the checkpoints are already durable in PostgreSQL, order on
-    // the seal topic does not matter to the verifier, and an unpublished one is republished at
-    // the next start.
+    // the seal topic does not matter to the verifier, and an unpublished one is published again
+    // (in the background, and at the next start).
     for cp in sealed {
-        let (pool, codec, producer) = (pool.clone(), codec.clone(), producer.clone());
+        let (pool, codec, producer, key) =
+            (pool.clone(), codec.clone(), producer.clone(), key.clone());
         let topic = config.seal_topic.clone();
-        publishing.spawn(async move { publish(&pool, &codec, &producer, &topic, &cp).await });
+        publishing.spawn(async move {
+            let result = publish(&pool, &codec, &producer, &topic, &cp, &key, bound).await;
+            (false, result)
+        });
     }
     Ok(())
 }
 
+/// Publishes every stored checkpoint of `topics` not yet on the seal topic.
+async fn republish(
+    pool: &PgPool,
+    codec: &Codec,
+    producer: &EventProducer,
+    seal_topic: &str,
+    topics: &[String],
+    key: &SigningKey,
+    bound: usize,
+) -> Result<()> {
+    for topic in topics {
+        let unpublished = store::checkpoints(pool, topic, true).await?;
+        if !unpublished.is_empty() {
+            info!(
+                topic,
+                count = unpublished.len(),
+                "publishing stored checkpoints"
+            );
+        }
+        for cp in &unpublished {
+            publish(pool, codec, producer, seal_topic, cp, key, bound).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes `cp` on the seal topic and notes it. If the producer or the broker refuses it as too
+/// large (only a checkpoint stored by an older release can be), it is split into re-signed
+/// pieces of at most `bound` entries (and at most half of its own) that replace it in
+/// PostgreSQL, and those are published.
 async fn publish(
     pool: &PgPool,
+    codec: &Codec,
+    producer: &EventProducer,
+    seal_topic: &str,
+    cp: &Checkpoint,
+    key: &SigningKey,
+    bound: usize,
+) -> Result<()> {
+    match send(codec, producer, seal_topic, cp).await {
+        Ok(()) => return store::mark_published(pool, cp).await,
+        Err(e) if too_large(&e) && cp.count > 1 => {
+            warn!(topic = %cp.topic, partition = cp.partition, last_offset = cp.last_offset,
+                  entries = cp.count, "checkpoint too large for the broker; split and re-signed");
+        }
+        Err(e) => return Err(e),
+    }
+    let half = usize::try_from(cp.count).unwrap_or(usize::MAX).div_ceil(2);
+    let pieces = cp.split(bound.min(half).max(1), key).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "stored checkpoint {}/{}@{} has inconsistent leaves",
+            cp.topic, cp.partition, cp.last_offset
+        ))
+    })?;
+    if !store::replace(pool, cp, &pieces).await? {
+        return Ok(()); // published or replaced meanwhile
+    }
+    for piece in &pieces {
+        // A piece still too large stays stored: it is split again when published again.
+        send(codec, producer, seal_topic, piece).await?;
+        store::mark_published(pool, piece).await?;
+    }
+    Ok(())
+}
+
+async fn send(
     codec: &Codec,
     producer: &EventProducer,
     seal_topic: &str,
@@ -280,5 +439,17 @@ async fn publish(
             &payload,
         )
         .await?;
-    store::mark_published(pool, cp).await
+    Ok(())
+}
+
+/// Whether the producer or the broker refused a message as too large.
+fn too_large(e: &Error) -> bool {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    matches!(
+        e,
+        Error::Kafka(socle_kafka::Error::Kafka(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )))
+    )
 }

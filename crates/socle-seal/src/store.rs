@@ -47,6 +47,25 @@ pub async fn heads(pool: &PgPool, topic: &str) -> Result<Vec<(i32, Head)>> {
 /// # Errors
 /// [`Error::Database`].
 pub async fn record(tx: &mut Transaction<'_, Postgres>, cp: &Checkpoint) -> Result<()> {
+    insert(tx, cp).await?;
+    sqlx::query(
+        "INSERT INTO seal.chain (topic, partition, next_offset, head_hash, chained) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (topic, partition) DO UPDATE SET \
+         next_offset = EXCLUDED.next_offset, head_hash = EXCLUDED.head_hash, \
+         chained = EXCLUDED.chained, updated_at = now()",
+    )
+    .bind(&cp.topic)
+    .bind(cp.partition)
+    .bind(cp.last_offset + 1)
+    .bind(&cp.hash)
+    .bind(cp.chained)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts `cp` (unpublished) into `seal.checkpoints`.
+async fn insert(tx: &mut Transaction<'_, Postgres>, cp: &Checkpoint) -> Result<()> {
     let sealed_at = chrono::DateTime::from_timestamp_micros(cp.sealed_at)
         .ok_or_else(|| Error::Corrupt(format!("sealed_at {} out of range", cp.sealed_at)))?;
     sqlx::query(
@@ -70,20 +89,49 @@ pub async fn record(tx: &mut Transaction<'_, Postgres>, cp: &Checkpoint) -> Resu
     .bind(&cp.signature)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO seal.chain (topic, partition, next_offset, head_hash, chained) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (topic, partition) DO UPDATE SET \
-         next_offset = EXCLUDED.next_offset, head_hash = EXCLUDED.head_hash, \
-         chained = EXCLUDED.chained, updated_at = now()",
-    )
-    .bind(&cp.topic)
-    .bind(cp.partition)
-    .bind(cp.last_offset + 1)
-    .bind(&cp.hash)
-    .bind(cp.chained)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
+}
+
+/// Replaces the stored, unpublished checkpoint `original` by `pieces` (its entries re-sealed in
+/// smaller checkpoints, see [`Checkpoint::split`]), in one transaction. The chain head is not
+/// touched: the last piece ends where `original` did. Returns false, changing nothing, if
+/// `original` is no longer stored unpublished (published or replaced meanwhile).
+///
+/// # Errors
+/// [`Error::Database`]; [`Error::Corrupt`] if the pieces do not end where `original` did.
+pub async fn replace(pool: &PgPool, original: &Checkpoint, pieces: &[Checkpoint]) -> Result<bool> {
+    let ends_alike = pieces.last().is_some_and(|last| {
+        last.hash == original.hash
+            && last.chained == original.chained
+            && last.last_offset == original.last_offset
+    }) && pieces.first().map(|p| &p.prev_hash) == Some(&original.prev_hash);
+    if !ends_alike {
+        return Err(Error::Corrupt(format!(
+            "the pieces of checkpoint {}/{}@{} do not chain to it",
+            original.topic, original.partition, original.last_offset
+        )));
+    }
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM seal.checkpoints WHERE topic = $1 AND partition = $2 AND last_offset = $3 \
+         AND count = $4 AND hash = $5 AND published_at IS NULL",
+    )
+    .bind(&original.topic)
+    .bind(original.partition)
+    .bind(original.last_offset)
+    .bind(original.count)
+    .bind(&original.hash)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if deleted != 1 {
+        return Ok(false);
+    }
+    for piece in pieces {
+        insert(&mut tx, piece).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Notes that `cp` is on the seal topic.
