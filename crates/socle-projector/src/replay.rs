@@ -2,15 +2,22 @@
 //!
 //! Both read the canonical topic from the beginning with a consumer of their own (manual
 //! assignment, no group, nothing committed), through the same batch code as the live projector,
-//! into schemas of their own:
+//! into schemas of their own. They read committed records only (`isolation.level =
+//! read_committed`) up to the last stable offset as of their start, and know they got there by
+//! the consumer's position, not by receiving the record before the end: on a topic written with
+//! transactions the last offset of a partition is a transaction marker, never delivered (see
+//! [`socle_kafka::tail`]).
 //!
 //! - **rebuild** (`socle replay --ecosystem X`): into `rb_<id>_core` and `rb_<id>_eco_x`, while
-//!   the live model keeps serving; once caught up with the live projector it takes the live lock
-//!   (live batches wait), reads to the live offsets exactly, and swaps the rebuilt schema in
-//!   under the live name in one transaction;
+//!   the live model keeps serving; once caught up with the topic it takes the live lock (live
+//!   batches wait), reads to the live offsets exactly, and swaps the rebuilt schema in under the
+//!   live name in one transaction;
 //! - **as-of** (`socle replay --as-of T`): only the events that occurred at or before `T`, into
 //!   `asof_<id>_eco_*`, made read-only by triggers; the core state used to build it is dropped;
 //! - **person diff**: the same for one person at two instants, compared field by field.
+//!
+//! A build that fails or is interrupted drops the schemas it created (and its rows in
+//! `projector.models`, its offsets and rejects).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -45,6 +52,10 @@ pub struct Source {
     pub batch_size: usize,
 }
 
+/// How many times a rebuild catches up with the topic's end before it takes the live lock
+/// anyway (the topic may be written faster than it is read).
+const CATCH_UP_ROUNDS: usize = 5;
+
 /// How long a build waits without its position moving before it gives up.
 const STALL: Duration = Duration::from_secs(30);
 
@@ -56,7 +67,7 @@ fn build_id() -> String {
 /// A bounded reading of the canonical topic by a consumer of its own (manual assignment,
 /// committed records only).
 struct Reading {
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
     /// Per partition: the offset of the next record to read (the consumer's position).
     next: BTreeMap<i32, i64>,
     /// Offsets read so far (records, transaction markers, aborted records), for progress.
@@ -88,22 +99,8 @@ async fn build(
         .set("isolation.level", "read_committed")
         .create()
         .map_err(socle_kafka::Error::from)?;
-    let timeout = Duration::from_secs(10);
-    let topic = source.topic.clone();
-    let (consumer, bounds) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let mut bounds = BTreeMap::new();
-        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-            for p in t.partitions() {
-                // Under read_committed the high watermark answered is the last stable offset.
-                let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
-                bounds.insert(p.id(), (low, high));
-            }
-        }
-        Ok((consumer, bounds))
-    })
-    .await
-    .map_err(|e| Error::Kafka(socle_kafka::Error::Internal(e.to_string())))??;
+    let consumer = Arc::new(consumer);
+    let bounds = watermarks(&consumer, &source.topic).await?;
     if bounds.is_empty() {
         return Err(Error::Kafka(socle_kafka::Error::Topics(format!(
             "topic {} does not exist",
@@ -138,6 +135,29 @@ async fn build(
     )
     .await?;
     Ok(reading)
+}
+
+/// The low watermark and the last stable offset of each partition of `topic`, as of now
+/// (`fetch_watermarks` under read_committed answers the last stable offset as the high one).
+async fn watermarks(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>> {
+    let timeout = Duration::from_secs(10);
+    let (consumer, topic) = (Arc::clone(consumer), topic.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<_> {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut bounds = BTreeMap::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout)?;
+                bounds.insert(p.id(), (low, high));
+            }
+        }
+        Ok(bounds)
+    })
+    .await
+    .map_err(|e| Error::Kafka(socle_kafka::Error::Internal(e.to_string())))?
 }
 
 fn interrupted() -> Error {
@@ -385,7 +405,38 @@ async fn rebuild_into(
     )
     .await?;
 
-    // Catch up with the live projector while it waits on the live lock, then swap.
+    // Catch up with what was written meanwhile, the live projector running, while more than a
+    // batch is left; then with the live projector while it waits on the live lock, and swap.
+    for _ in 0..CATCH_UP_ROUNDS {
+        let ends: BTreeMap<i32, i64> = watermarks(&reading.consumer, &source.topic)
+            .await?
+            .into_iter()
+            .map(|(p, (_, end))| (p, end))
+            .collect();
+        let gap: u64 = ends
+            .iter()
+            .map(|(p, e)| (e - reading.next.get(p).copied().unwrap_or(0)).max(0) as u64)
+            .sum();
+        if gap <= source.batch_size as u64 {
+            break;
+        }
+        info!(%id, gap, "catching up with what was written meanwhile");
+        let total = reading.done + gap;
+        read_until(
+            pool,
+            codec,
+            models,
+            source,
+            consumer_name,
+            Filter::default(),
+            &mut reading,
+            &ends,
+            total,
+            progress,
+            shutdown,
+        )
+        .await?;
+    }
     let mut lock = pool.acquire().await.map_err(socle_store::Error::from)?;
     sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
         .bind(LIVE_LOCK)
@@ -401,7 +452,7 @@ async fn rebuild_into(
             .iter()
             .map(|(p, l)| (l - reading.next.get(p).copied().unwrap_or(0)).max(0) as u64)
             .sum();
-        info!(%id, behind_live = ahead, "caught up with the start; reading to the live offsets");
+        info!(%id, behind_live = ahead, "live lock taken; reading to the live offsets");
         let total = reading.done + ahead;
         read_until(
             pool,
