@@ -1,5 +1,5 @@
 //! Kafka stopped: the read answers 503 and discloses nothing (fail closed), health names Kafka,
-//! and service resumes when Kafka is back.
+//! and service resumes when Kafka is back; the API's habilitations replay rides the restart out.
 //!
 //! This test stops the shared Kafka broker, so it is built only with `--features outage` and
 //! run alone after the rest of the suite (`make test` does).
@@ -97,5 +97,86 @@ async fn with_kafka_stopped_the_read_answers_503_and_discloses_nothing() {
     )
     .await;
     api.shutdown.cancel();
+    db.drop_db().await;
+}
+
+/// Kafka stopped under the API's habilitations replay: it does not stop (it used to return on
+/// the first consumer error, which took `socle serve` down for good), it says what it waits
+/// for, and once Kafka is back it resumes by itself and applies a grant published then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_habilitations_replay_rides_out_a_kafka_restart() {
+    use socle_policy::consumer::{run_with_status, Status};
+    let db = TestDb::new().await;
+    socle_policy::migrate(&db.pool)
+        .await
+        .expect("habilitations migrated");
+    let habilitations = topic("it-habilitations", 1).await;
+    let status = Status::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let replay = tokio::spawn({
+        let (topic, pool, status, stop) = (
+            habilitations.clone(),
+            db.pool.clone(),
+            status.clone(),
+            stop.clone(),
+        );
+        async move { run_with_status(&brokers(), &topic, pool, codec(), status, stop).await }
+    });
+    eventually(Duration::from_secs(30), "caught up", || async {
+        status.state().caught_up
+    })
+    .await;
+
+    kafka("stop");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut waited = None;
+    while tokio::time::Instant::now() < deadline && waited.is_none() {
+        waited = status.state().waiting;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let survived = !replay.is_finished();
+    kafka("start");
+    kafka("wait");
+
+    assert!(
+        survived,
+        "the replay stopped with Kafka: {:?}",
+        status.state()
+    );
+    assert!(waited.is_some(), "it says what it waits for");
+    eventually(Duration::from_secs(60), "waiting cleared", || async {
+        status.state().healthy().is_ok()
+    })
+    .await;
+    let publisher = socle_policy::grants::GrantPublisher {
+        producer: producer(),
+        codec: codec(),
+        topic: habilitations.clone(),
+    };
+    let g = socle_policy::grants::new_grant(
+        USER,
+        ORG,
+        ECOSYSTEM,
+        &["person.read"],
+        "accompagnement",
+        chrono::Utc::now() - chrono::Duration::minutes(1),
+        chrono::Utc::now() + chrono::Duration::days(1),
+        "test-admin",
+    );
+    publisher.grant(&g).await.expect("grant published");
+    eventually(
+        Duration::from_secs(30),
+        "grant applied after the restart",
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM habilitations.grants")
+                .fetch_one(&db.pool)
+                .await
+                .is_ok_and(|n| n == 1)
+        },
+    )
+    .await;
+    stop.cancel();
+    replay.await.expect("joined").expect("ends on shutdown");
     db.drop_db().await;
 }
