@@ -175,7 +175,12 @@ fn sample_service_and_structure_use_listed_values() {
     // The data·inclusion API's generated sample validates against v1: its values must be in
     // our lists.
     let r = common::referential();
-    let sample = common::read_json("data-inclusion-api/sample_responses_from_snapshot.json");
+    // The copy in reference/: what `socle reference load` publishes by default.
+    let path =
+        common::reference_dir().join("data-inclusion-api/sample_responses_from_snapshot.json");
+    let sample: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the sample is in reference/"))
+            .expect("json");
     let mut seen = 0;
     let mut walk = vec![&sample];
     while let Some(v) = walk.pop() {
