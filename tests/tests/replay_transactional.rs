@@ -3,7 +3,8 @@
 //! last offset of a partition, and is never delivered), plus aborted transactions (in the
 //! middle and at the very end of a partition) and a transaction left open while reading. Each
 //! reader reads to the last stable offset, finishes promptly, and sees the committed events
-//! only; a failed or interrupted build leaves no schema behind.
+//! only; a failed or interrupted build leaves no schema behind. `socle audit tail`'s reader
+//! does the same on an access topic written in transactions.
 
 mod common;
 
@@ -176,21 +177,43 @@ fn write_open(p: &BaseProducer, topic: &str, partitions: &[i32], key: &str, valu
     p.flush(Duration::from_secs(10)).expect("flushed");
 }
 
-/// As [`write_open`], then aborted: records in the log that read_committed consumers skip.
-async fn write_aborted(topic: &str, partitions: &[i32], key: &str, value: &[u8]) {
-    let (topic, partitions, key, value) = (
-        topic.to_owned(),
-        partitions.to_vec(),
-        key.to_owned(),
-        value.to_vec(),
-    );
+/// Writes `records` (partition, key, value) to `topic` in one transaction of a producer of its
+/// own, committed or aborted.
+async fn write_transaction(topic: &str, records: Vec<(i32, String, Vec<u8>)>, commit: bool) {
+    let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let p = tx_producer();
-        write_open(&p, &topic, &partitions, &key, &value);
-        p.abort_transaction(Duration::from_secs(10)).expect("abort");
+        p.begin_transaction().expect("begin");
+        for (partition, key, value) in &records {
+            p.send(
+                BaseRecord::to(&topic)
+                    .partition(*partition)
+                    .key(key)
+                    .payload(value),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueued");
+        }
+        p.flush(Duration::from_secs(10)).expect("flushed");
+        if commit {
+            p.commit_transaction(Duration::from_secs(10))
+                .expect("commit");
+        } else {
+            p.abort_transaction(Duration::from_secs(10)).expect("abort");
+        }
     })
     .await
-    .expect("aborted transaction");
+    .expect("transaction");
+}
+
+/// `value` (keyed by `key`) on each of `partitions` of `topic`, in one aborted transaction:
+/// records in the log that read_committed consumers skip.
+async fn write_aborted(topic: &str, partitions: &[i32], key: &str, value: &[u8]) {
+    let records = partitions
+        .iter()
+        .map(|p| (*p, key.to_owned(), value.to_vec()))
+        .collect();
+    write_transaction(topic, records, false).await;
 }
 
 /// Schemas of a build (`rb_`, `asof_`, `diff_`) in the test database.
@@ -626,4 +649,69 @@ async fn replay_as_of_history_verify_and_export_read_transactional_topics_to_the
         "the live model is untouched by the interrupted rebuild"
     );
     db.drop_db().await;
+}
+
+fn access_event(n: usize) -> socle_domain::AccessEvent {
+    socle_domain::AccessEvent {
+        envelope: socle_domain::Envelope::new(common::ORG, Utc::now()).with_actor("auditor"),
+        request_id: format!("req-{n}"),
+        user: format!("user-{}", n % 3),
+        organisation: common::ORG.to_owned(),
+        ecosystem: Some("france-travail".into()),
+        purpose: Some("accompagnement".into()),
+        auth_strength: "mfa".into(),
+        action: "person.read".into(),
+        resource: format!("/persons/{n}"),
+        person_ids: vec![Uuid::now_v7().to_string()],
+        decision: socle_domain::Decision::Allow,
+        reason: None,
+        policy_version: Some("test".into()),
+        agreement_version: None,
+    }
+}
+
+#[tokio::test]
+async fn the_trail_tail_reads_a_transactional_topic_to_its_last_stable_offset() {
+    // Access events encoded as the trail writes them (on a scratch topic, for their bytes)...
+    let scratch = topic("it-scratch-access", 1).await;
+    let trail = socle_kafka::AccessTrail::new(common::producer(), codec(), &scratch);
+    for n in 0..7 {
+        trail.record(&access_event(n)).await.expect("recorded");
+    }
+    let events: Vec<Vec<u8>> = socle_seal::read::entries(&brokers(), &scratch, None, PROMPT)
+        .await
+        .expect("scratch entries")
+        .into_iter()
+        .map(|e| e.value.expect("a value"))
+        .collect();
+    assert_eq!(events.len(), 7);
+    // ...then written to a two-partition topic in transactions: committed, aborted, committed,
+    // and an aborted one last, so both partitions end with a marker.
+    let access = topic("it-access-tx", 2).await;
+    let record = |n: usize| ((n % 2) as i32, format!("user-{n}"), events[n].clone());
+    write_transaction(&access, (0..3).map(record).collect(), true).await;
+    write_transaction(&access, vec![record(3), record(4)], false).await;
+    write_transaction(&access, vec![record(5), record(6)], true).await;
+    write_transaction(&access, vec![record(3), record(4)], false).await;
+
+    let started = Instant::now();
+    let reader = socle_kafka::tail::TrailReader::open(&brokers(), &access, 1000, PROMPT)
+        .await
+        .expect("open");
+    let read = reader
+        .read_to_end(&codec(), Duration::from_secs(30))
+        .await
+        .expect("read to the end");
+    assert!(
+        started.elapsed() < PROMPT,
+        "tail took {:?}",
+        started.elapsed()
+    );
+    let mut ids: Vec<String> = read.iter().map(|t| t.event.request_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["req-0", "req-1", "req-2", "req-5", "req-6"],
+        "committed events only"
+    );
 }
