@@ -22,7 +22,8 @@
 //!
 //! One sealer per topic: a PostgreSQL advisory lock per sealed topic refuses a second instance
 //! (two writers would fork the chain). Scale out by giving instances different topic lists.
-//! Partitions are listed at start: restart the sealer after adding partitions to a topic.
+//! Partitions are listed at start (Kafka unreachable then is waited out, on the blocking pool):
+//! restart the sealer after adding partitions to a topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,7 +125,22 @@ pub async fn run(
     let mut tpl = TopicPartitionList::new();
     for topic in &config.topics {
         let heads: HashMap<i32, Head> = store::heads(&pool, topic).await?.into_iter().collect();
-        for p in partitions(&consumer, topic).await? {
+        // Kafka unreachable at start is waited out (with a growing delay), not a failure.
+        let mut delay = RETRY_FIRST;
+        let listed = loop {
+            match partitions(&config.brokers, topic).await {
+                Err(Error::Kafka(e)) => {
+                    warn!(topic, error = %e, retry_in = ?delay, "cannot list the partitions yet; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+                other => break other?,
+            }
+        };
+        for p in listed {
             let head = heads.get(&p).cloned().unwrap_or(Head {
                 next_offset: 0,
                 hash: GENESIS,
@@ -251,10 +267,17 @@ pub async fn run(
     Ok(())
 }
 
-async fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(socle_kafka::Error::from)?;
+/// The partitions of `topic`, asked on the blocking thread pool (the metadata request blocks).
+async fn partitions(brokers: &str, topic: &str) -> Result<Vec<i32>> {
+    let (brokers, owned) = (brokers.to_owned(), topic.to_owned());
+    let metadata = tokio::task::spawn_blocking(move || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            socle_kafka::client_config(&brokers).create()?;
+        consumer.fetch_metadata(Some(&owned), Duration::from_secs(10))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
+    .map_err(socle_kafka::Error::from)?;
     let ps: Vec<i32> = metadata
         .topics()
         .iter()
