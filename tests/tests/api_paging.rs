@@ -32,10 +32,18 @@ async fn a_search_longer_than_its_limit_is_paged_with_the_cursor_it_returns() {
             .send()
             .await
             .expect("answers");
-        assert_eq!(r.status(), 200, "{url}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            200,
+            "{url}: {}",
+            r.text().await.unwrap_or_default()
+        );
         let page: serde_json::Value = r.json().await.expect("json");
         let items = page["items"].as_array().expect("items");
-        assert!(items.len() <= 3, "a page holds at most limit people: {page}");
+        assert!(
+            items.len() <= 3,
+            "a page holds at most limit people: {page}"
+        );
         for item in items {
             let id = item["person_id"].as_str().expect("person_id").to_owned();
             assert!(seen.insert(id.clone()), "{id} came twice");
@@ -48,7 +56,10 @@ async fn a_search_longer_than_its_limit_is_paged_with_the_cursor_it_returns() {
         assert!(pages < 10, "paging does not end");
     }
     let expected: BTreeSet<String> = people.iter().map(|p| p.person_id.to_string()).collect();
-    assert_eq!(seen, expected, "every matching person, once, over the pages");
+    assert_eq!(
+        seen, expected,
+        "every matching person, once, over the pages"
+    );
     assert_eq!(pages, 3, "7 people at 3 a page");
 
     let bad = http

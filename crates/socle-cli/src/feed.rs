@@ -32,9 +32,17 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         .with_pool(&pool)
         .with_registry(&settings.registry.url);
     crate::ops::with_health(settings.health.feed, probes, async {
-        socle_projector::feed::run(pool.clone(), codec, producer, trail, models, config, shutdown)
-            .await
-            .context("feed relay")
+        socle_projector::feed::run(
+            pool.clone(),
+            codec,
+            producer,
+            trail,
+            models,
+            config,
+            shutdown,
+        )
+        .await
+        .context("feed relay")
     })
     .await
 }

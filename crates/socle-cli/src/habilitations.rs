@@ -126,7 +126,10 @@ mod tests {
     fn the_grant_help_lists_every_action_a_grant_may_name() {
         let help = Grant::command().render_long_help().to_string();
         for action in socle_policy::grants::ACTIONS {
-            assert!(help.contains(action), "--actions help omits {action}: {help}");
+            assert!(
+                help.contains(action),
+                "--actions help omits {action}: {help}"
+            );
         }
     }
 }

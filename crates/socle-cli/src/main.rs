@@ -430,11 +430,17 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         http,
         verifier,
         engine: Arc::new(engine),
-        access: Arc::new(socle_api::AccessSettings::new(
-            auth.mfa_actions.clone(),
-            auth.mfa_acr_values.first().cloned().unwrap_or_default(),
-            auth.nir_lookups_per_hour,
-        )),
+        access: Arc::new(
+            socle_api::AccessSettings::new(
+                auth.mfa_actions.clone(),
+                auth.mfa_acr_values.first().cloned().unwrap_or_default(),
+                auth.nir_lookups_per_hour,
+            )
+            .with_audit_freshness(socle_audit::freshness::Bounds {
+                max_lag_entries: settings.audit.max_lag_entries,
+                max_lag: Duration::from_millis(settings.audit.max_lag_ms),
+            }),
+        ),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
         sanctions: Arc::new(socle_detect::SanctionGuard::new(

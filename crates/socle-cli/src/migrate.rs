@@ -43,7 +43,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         m.run(&pool)
             .await
             .with_context(|| format!("migrating {name}"))?;
-        println!("migrated  {name} ({} migrations)", migrator.migrations.len());
+        println!(
+            "migrated  {name} ({} migrations)",
+            migrator.migrations.len()
+        );
     }
     socle_registry::Registry::migrate(&pool)
         .await

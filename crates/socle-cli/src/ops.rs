@@ -175,11 +175,7 @@ async fn metrics() -> Response {
 ///
 /// # Errors
 /// Those of `work`, or the health port cannot be bound.
-pub async fn with_health<F>(
-    listen: SocketAddr,
-    probes: Probes,
-    work: F,
-) -> anyhow::Result<()>
+pub async fn with_health<F>(listen: SocketAddr, probes: Probes, work: F) -> anyhow::Result<()>
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {

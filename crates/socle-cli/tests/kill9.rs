@@ -130,11 +130,14 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
     // to start on a database that was not migrated.
     let refused = projector_output(&setup);
     assert!(
-        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("socle migrate"),
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("socle migrate"),
         "an unmigrated database is refused, naming `socle migrate`: {}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let migrated = socle(&setup, &["migrate"]).output().expect("socle migrate runs");
+    let migrated = socle(&setup, &["migrate"])
+        .output()
+        .expect("socle migrate runs");
     assert!(
         migrated.status.success(),
         "socle migrate: {}",

@@ -41,6 +41,12 @@ pub enum Error {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// This crate's migrations, for `socle migrate` and the start-up check of the components.
+#[must_use]
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// Applies this crate's migrations (`detect` schema, versions from 40201; others left alone).
 ///
 /// # Errors
