@@ -53,7 +53,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the habilitations consumer stands, as the API's health reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct State {
-    /// It has applied everything the topic held when it started (then it stays true).
+    /// It has applied everything the topic held when it started, and holds no message it
+    /// could not apply yet (false again while one waits on a transient failure: it may be a
+    /// revocation).
     pub caught_up: bool,
     /// A transient failure it is riding out (Kafka, the registry or PostgreSQL unreachable).
     pub waiting: Option<String>,
@@ -285,7 +287,11 @@ pub async fn run_with_status(
                 Ok(()) => break,
                 Err(e) if is_transient(&e) => {
                     warn!(topic, partition, offset, error = %e, "habilitations: cannot apply yet, retrying");
-                    status.waiting(e.to_string());
+                    // Grants are stale by this message until it is applied.
+                    status.update(|s| {
+                        s.waiting = Some(e.to_string());
+                        s.caught_up = false;
+                    });
                     if !backoff.wait(&shutdown).await {
                         return Ok(());
                     }
@@ -302,9 +308,11 @@ pub async fn run_with_status(
         if behind.get(&partition).is_some_and(|end| offset + 1 >= *end) {
             behind.remove(&partition);
             if behind.is_empty() {
-                status.update(|s| s.caught_up = true);
                 info!(topic, "habilitations replayed: caught up");
             }
+        }
+        if behind.is_empty() {
+            status.update(|s| s.caught_up = true);
         }
     }
 }
