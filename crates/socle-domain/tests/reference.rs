@@ -1,5 +1,5 @@
 //! The reference loaders against the runtime referential (`reference/`), checked against the
-//! upstream material of `shared/data` (JSON Schemas, samples).
+//! upstream material vendored in `tests/conformance/` (JSON Schemas, the COG sample).
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Every case of `fr-id-test-vectors/fr_ids.json`, with its expected verdict, and the
-//! reference-backed checks against the real INSEE and ROME files.
+//! reference-backed checks against the real INSEE and ROME files. The vectors are read from the
+//! workplace's shared data, not from the repository (why: tests/conformance/README.md).
 
 mod common;
 
@@ -9,7 +10,7 @@ use socle_domain::validate::{self, FranceTravailId, InclusionList, Nir, Siren, S
 /// Runs `check` on every case of `group` and returns how many were checked; fails listing
 /// every case whose verdict differs.
 fn run_cases(group: &str, check: impl Fn(&str) -> Result<(), validate::ValidationError>) -> usize {
-    let vectors = common::read_json("fr-id-test-vectors/fr_ids.json");
+    let vectors = common::fr_ids();
     let cases = vectors[group]
         .as_array()
         .unwrap_or_else(|| panic!("group {group}"));
@@ -66,7 +67,7 @@ fn france_travail_id_vectors() {
 
 #[test]
 fn every_group_is_covered() {
-    let vectors = common::read_json("fr-id-test-vectors/fr_ids.json");
+    let vectors = common::fr_ids();
     let covered = [
         "siret_valid_online",
         "siren_valid_online",

@@ -9,8 +9,9 @@
 //! audit log should contain an event" is an AxonOps extension asserted at the
 //! end of otherwise-Confluent scenarios: it is skipped and counted.
 //!
-//! The features are read from `SOCLE_REGISTRY_FEATURES` (default: the shared
-//! data folder beside the repository). The table is printed and written to
+//! The features are read from `SOCLE_REGISTRY_FEATURES` (default: the copy in
+//! the repository, `tests/conformance/axonops-sr-bdd-features/`, see
+//! `tests/conformance/README.md`). The table is printed and written to
 //! `target/tmp/registry-conformance.md`. The test fails when any in-scope
 //! scenario fails that is not listed in `tests/conformance_known_failures.txt`.
 
@@ -570,7 +571,7 @@ fn features_dir() -> PathBuf {
     std::env::var_os("SOCLE_REGISTRY_FEATURES").map_or_else(
         || {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/data/axonops-sr-bdd-features")
+                .join("../../tests/conformance/axonops-sr-bdd-features")
         },
         PathBuf::from,
     )
@@ -589,7 +590,13 @@ fn known_failures() -> HashSet<String> {
 async fn confluent_conformance_scenarios() {
     let dir = features_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read the feature files in {}: {e}", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the feature files in {}: {e} (the repository's copy is \
+                 tests/conformance/axonops-sr-bdd-features/; SOCLE_REGISTRY_FEATURES overrides it)",
+                dir.display()
+            )
+        })
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "feature"))
         .collect();
