@@ -211,6 +211,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 jwks_url: format!("{issuer}/jwks.json"),
                 mfa_acr_values: vec![socle_auth::dev::MFA_ACR.into()],
                 refresh_min_interval: Duration::from_secs(30),
+                max_key_age: socle_auth::VerifierConfig::DEFAULT_MAX_KEY_AGE,
                 leeway: Duration::from_secs(30),
             },
             reqwest::Client::new(),

@@ -284,6 +284,7 @@ mod tests {
                 jwks_url: format!("{base}/jwks.json"),
                 mfa_acr_values: vec![MFA_ACR.into()],
                 refresh_min_interval: Duration::from_secs(60),
+                max_key_age: VerifierConfig::DEFAULT_MAX_KEY_AGE,
                 leeway: Duration::from_secs(0),
             },
             reqwest::Client::new(),

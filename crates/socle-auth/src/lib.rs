@@ -6,9 +6,11 @@
 //! window, and reads from it the organisation (SIRET), the ecosystem and how strongly the user
 //! authenticated (`acr`/`amr`, so that personal data can demand a multi-factor session).
 //!
-//! Keys come from the issuer's JWKS, cached; a token signed with a key id we do not know triggers
-//! one refresh, at most once per `refresh_min_interval`, so a flood of forged key ids cannot turn
-//! the API into a JWKS amplifier.
+//! Keys come from the issuer's JWKS, cached for at most `max_key_age`; a token signed with a key
+//! id we do not know triggers one refresh, at most once per `refresh_min_interval`, and one at a
+//! time (concurrent verifications wait for the refresh in flight and read its result), so a
+//! flood of forged key ids cannot turn the API into a JWKS amplifier. Health checks read the
+//! cache ([`Verifier::cached_status`], [`Verifier::ensure_keys`]) instead of fetching.
 //!
 //! [`dev`] is a development identity provider (a key under `.local/`, a JWKS endpoint and a
 //! token minter). Nothing trusts it unless the `[auth]` configuration names it.
@@ -16,7 +18,7 @@
 pub mod dev;
 mod verify;
 
-pub use verify::{Identity, Verifier, VerifierConfig};
+pub use verify::{Identity, KeyCacheStatus, Verifier, VerifierConfig};
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -22,10 +22,32 @@ pub struct VerifierConfig {
     pub jwks_url: String,
     /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`).
     pub mfa_acr_values: Vec<String>,
-    /// At most one JWKS refresh per this interval when an unknown key id shows up.
+    /// At most one JWKS refresh per this interval when an unknown key id shows up (and at most
+    /// one attempt per this interval after a failed refresh).
     pub refresh_min_interval: Duration,
+    /// Keys fetched longer ago than this are fetched again before they are used: a key the
+    /// IdP has withdrawn stops being trusted within this bound
+    /// ([`VerifierConfig::DEFAULT_MAX_KEY_AGE`] by default).
+    pub max_key_age: Duration,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
+}
+
+impl VerifierConfig {
+    /// The default of [`VerifierConfig::max_key_age`]: 15 minutes.
+    pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(15 * 60);
+}
+
+/// What the key cache holds, for health checks: see [`Verifier::cached_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCacheStatus {
+    /// Keys fetched within the maximum key age.
+    Fresh { keys: usize, age: Duration },
+    /// No usable keys (never fetched, empty set, or older than the maximum key age) and the
+    /// last refresh failed with this error.
+    Failing(String),
+    /// No usable keys, and no failure known: a refresh is due.
+    Stale,
 }
 
 /// The verified caller.
@@ -85,11 +107,33 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+/// The keys and when they were fetched.
+#[derive(Default)]
+struct Cache {
+    keys: Keys,
+    /// When the keys were fetched (none: never).
+    fetched_at: Option<Instant>,
+    /// Incremented by every refresh attempt that completed (success or failure): a waiter that
+    /// sees it changed knows a refresh happened while it waited, and does not fetch again.
+    generation: u64,
+    /// When the last refresh was attempted, and its error if it failed.
+    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl Cache {
+    fn fresh(&self, max_age: Duration) -> bool {
+        self.fetched_at.is_some_and(|t| t.elapsed() < max_age)
+    }
+}
+
 struct Inner {
     config: VerifierConfig,
     http: reqwest::Client,
-    keys: RwLock<Keys>,
-    last_refresh: Mutex<Option<Instant>>,
+    cache: RwLock<Cache>,
+    /// Held for the whole of a refresh: one fetch at a time (single flight). Verifications that
+    /// need keys wait on it, then read what the refresh brought instead of fetching again.
+    refreshing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -114,8 +158,8 @@ impl Verifier {
             inner: Arc::new(Inner {
                 config,
                 http,
-                keys: RwLock::new(HashMap::new()),
-                last_refresh: Mutex::new(None),
+                cache: RwLock::new(Cache::default()),
+                refreshing: Mutex::new(()),
             }),
         })
     }
@@ -125,11 +169,108 @@ impl Verifier {
         &self.inner.config
     }
 
-    /// Fetches the JWKS now (used by health checks and at start-up).
+    /// Fetches the JWKS now (at start-up), or waits for the refresh already in progress and
+    /// returns what it brought (one fetch at a time).
     ///
     /// # Errors
     /// [`Error::JwksUnavailable`].
     pub async fn refresh(&self) -> Result<usize> {
+        let seen = self.inner.cache.read().await.generation;
+        let _flight = self.inner.refreshing.lock().await;
+        let cache = self.inner.cache.read().await;
+        if cache.generation != seen {
+            return match &cache.last_error {
+                None => Ok(cache.keys.len()),
+                Some(e) => Err(Error::JwksUnavailable(e.clone())),
+            };
+        }
+        drop(cache);
+        self.fetch_locked().await
+    }
+
+    /// What the cache holds, without fetching anything: for `/health`, which must not turn
+    /// unauthenticated calls into JWKS fetches.
+    pub async fn cached_status(&self) -> KeyCacheStatus {
+        let cache = self.inner.cache.read().await;
+        if cache.fresh(self.inner.config.max_key_age) && !cache.keys.is_empty() {
+            return KeyCacheStatus::Fresh {
+                keys: cache.keys.len(),
+                age: cache.fetched_at.map(|t| t.elapsed()).unwrap_or_default(),
+            };
+        }
+        match &cache.last_error {
+            Some(e) => KeyCacheStatus::Failing(e.clone()),
+            None => KeyCacheStatus::Stale,
+        }
+    }
+
+    /// The keys for health checks: the cached ones while fresh; when they are missing or older
+    /// than the maximum key age, one refresh (single flight, at most once per
+    /// `refresh_min_interval`); after a failed refresh, that failure until the interval passes.
+    ///
+    /// # Errors
+    /// [`Error::JwksUnavailable`] with the last refresh's error.
+    pub async fn ensure_keys(&self) -> Result<usize> {
+        match self.cached_status().await {
+            KeyCacheStatus::Fresh { keys, .. } => return Ok(keys),
+            KeyCacheStatus::Failing(_) | KeyCacheStatus::Stale => {}
+        }
+        let seen = self.inner.cache.read().await.generation;
+        let _flight = self.inner.refreshing.lock().await;
+        {
+            let cache = self.inner.cache.read().await;
+            let usable = cache.fresh(self.inner.config.max_key_age) && !cache.keys.is_empty();
+            if usable {
+                return Ok(cache.keys.len());
+            }
+            if cache.generation != seen || self.recently_attempted(&cache) {
+                return Err(Error::JwksUnavailable(
+                    cache.last_error.clone().unwrap_or_else(|| {
+                        "the identity provider published no usable key".to_owned()
+                    }),
+                ));
+            }
+        }
+        let n = self.fetch_locked().await?;
+        if n == 0 {
+            return Err(Error::JwksUnavailable(
+                "the identity provider published no usable key".to_owned(),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn recently_attempted(&self, cache: &Cache) -> bool {
+        cache
+            .last_attempt
+            .is_some_and(|t| t.elapsed() < self.inner.config.refresh_min_interval)
+    }
+
+    /// Fetches the key set; the caller holds `refreshing`.
+    async fn fetch_locked(&self) -> Result<usize> {
+        let fetched = self.fetch().await;
+        let mut cache = self.inner.cache.write().await;
+        cache.generation += 1;
+        cache.last_attempt = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                let n = keys.len();
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                cache.last_error = None;
+                Ok(n)
+            }
+            Err(e) => {
+                cache.last_error = Some(match &e {
+                    Error::JwksUnavailable(m) => m.clone(),
+                    other => other.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Keys> {
         let set: JwkSet = self
             .inner
             .http
@@ -160,30 +301,55 @@ impl Verifier {
                 keys.insert(kid, (key, alg));
             }
         }
-        let n = keys.len();
-        *self.inner.keys.write().await = keys;
-        *self.inner.last_refresh.lock().await = Some(Instant::now());
-        Ok(n)
+        Ok(keys)
     }
 
+    /// The key named `kid`. Cached keys are used while younger than `max_key_age`. An unknown
+    /// `kid`, or keys past their age, lead to one refresh: concurrent callers wait for the
+    /// refresh in progress (single flight) and then read its result instead of fetching again;
+    /// an unknown `kid` refreshes at most once per `refresh_min_interval`.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm)> {
-        if let Some(k) = self.inner.keys.read().await.get(kid) {
-            return Ok(k.clone());
-        }
+        let max_age = self.inner.config.max_key_age;
+        let seen = {
+            let cache = self.inner.cache.read().await;
+            if cache.fresh(max_age) {
+                if let Some(k) = cache.keys.get(kid) {
+                    return Ok(k.clone());
+                }
+            }
+            cache.generation
+        };
+        let _flight = self.inner.refreshing.lock().await;
         {
-            // One refresh at a time, and not more often than the configured interval.
-            let last = self.inner.last_refresh.lock().await;
-            let recent = last.is_some_and(|t| t.elapsed() < self.inner.config.refresh_min_interval);
-            drop(last);
-            if recent {
-                return Err(Error::UnknownKey);
+            let cache = self.inner.cache.read().await;
+            let fresh = cache.fresh(max_age);
+            if fresh {
+                if let Some(k) = cache.keys.get(kid) {
+                    return Ok(k.clone());
+                }
+            }
+            if cache.generation != seen {
+                // A refresh completed while we waited: its answer is ours.
+                return Err(match &cache.last_error {
+                    Some(e) => Error::JwksUnavailable(e.clone()),
+                    None => Error::UnknownKey,
+                });
+            }
+            if self.recently_attempted(&cache) {
+                if fresh {
+                    return Err(Error::UnknownKey);
+                }
+                if let Some(e) = &cache.last_error {
+                    return Err(Error::JwksUnavailable(e.clone()));
+                }
             }
         }
-        self.refresh().await?;
+        self.fetch_locked().await?;
         self.inner
-            .keys
+            .cache
             .read()
             .await
+            .keys
             .get(kid)
             .cloned()
             .ok_or(Error::UnknownKey)

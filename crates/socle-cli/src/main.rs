@@ -383,6 +383,7 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
             jwks_url: auth.jwks_url.clone(),
             mfa_acr_values: auth.mfa_acr_values.clone(),
             refresh_min_interval: Duration::from_millis(auth.jwks_refresh_min_interval_ms),
+            max_key_age: socle_auth::VerifierConfig::DEFAULT_MAX_KEY_AGE,
             leeway: Duration::from_secs(auth.leeway_secs),
         },
         http.clone(),

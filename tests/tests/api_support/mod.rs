@@ -130,6 +130,7 @@ pub async fn start_api(
             jwks_url: format!("{issuer}/jwks.json"),
             mfa_acr_values: vec![socle_auth::dev::MFA_ACR.to_owned()],
             refresh_min_interval: Duration::from_secs(1),
+            max_key_age: socle_auth::VerifierConfig::DEFAULT_MAX_KEY_AGE,
             leeway: Duration::from_secs(0),
         },
         reqwest::Client::new(),
