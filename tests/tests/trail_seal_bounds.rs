@@ -2,7 +2,8 @@
 //! `seal.every_entries` is sealed in checkpoints that never exceed the bound and verifies; a
 //! stored checkpoint too large for the broker (as an older release wrote) is split, re-signed,
 //! published and sealing resumes after it; a restart after published checkpoints resumes the
-//! chain without publishing them again.
+//! chain without publishing them again; checkpoints the broker refuses never stop the sealer
+//! and are published once the seal topic takes them.
 
 mod common;
 
@@ -242,5 +243,80 @@ async fn a_restart_after_published_checkpoints_resumes_the_chain() {
     let report = socle_seal::verify(&entries, &cps, &key.verifying_key(), Range::default());
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!((report.verified, report.unsealed), (3_200, 0));
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkpoints_the_broker_refuses_never_stop_the_sealer_and_are_published_later() {
+    use rdkafka::admin::TopicReplication;
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier};
+    let db = TestDb::new().await;
+    socle_seal::migrate(&db.pool)
+        .await
+        .expect("seal migrations");
+    let topic = common::topic("seal-refused", 1).await;
+    // A seal topic that refuses every checkpoint (smaller than any).
+    let seal_topic = unique("seal-refused-seal");
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        socle_kafka::client_config(&brokers())
+            .create()
+            .expect("admin");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(&seal_topic, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "200")],
+            &options,
+        )
+        .await
+        .expect("Kafka answers")
+    {
+        r.expect("seal topic created");
+    }
+    let key = SigningKey::from_bytes(&[54u8; 32]);
+    burst(&topic, 0, 1_500).await;
+    let (stop, sealer) = start_sealer(&db, &topic, &seal_topic, &key, 1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let heads = socle_seal::store::heads(&db.pool, &topic)
+            .await
+            .expect("heads");
+        if heads.iter().map(|(_, h)| h.chained).sum::<i64>() == 1_500 {
+            break;
+        }
+        assert!(!sealer.is_finished(), "the sealer stopped");
+        assert!(tokio::time::Instant::now() < deadline, "not sealed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Sealed in PostgreSQL, refused by the broker: the sealer keeps going and keeps retrying.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !sealer.is_finished(),
+        "a refused checkpoint stopped the sealer"
+    );
+    let unpublished = socle_seal::store::checkpoints(&db.pool, &topic, true)
+        .await
+        .expect("unpublished");
+    assert!(!unpublished.is_empty(), "the broker refused them");
+    burst(&topic, 1_500, 300).await;
+
+    // The seal topic takes them again: everything is published, nothing was lost.
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&seal_topic));
+    alter = alter.set("max.message.bytes", "1048588");
+    for r in admin
+        .alter_configs([&alter], &options)
+        .await
+        .expect("Kafka answers")
+    {
+        r.expect("seal topic altered");
+    }
+    wait_sealed_and_published(&db, &topic, 1_800, &sealer).await;
+    stop.cancel();
+    sealer.await.expect("joined").expect("sealer ran");
+    let (entries, cps) = read_back(&topic, &seal_topic).await;
+    assert!(cps.iter().all(|c| c.count <= 1000));
+    let report = socle_seal::verify(&entries, &cps, &key.verifying_key(), Range::default());
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!((report.verified, report.unsealed), (1_800, 0));
     db.drop_db().await;
 }
