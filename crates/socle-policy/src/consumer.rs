@@ -10,7 +10,9 @@
 //! lost connection) is never skipped: the consumer stops at it, leaves its offset unstored, logs
 //! it and reports it in its [`Status`] (`failed`), and the API refuses every decision that needs
 //! a grant (503 `habilitations.unavailable`) and reports it in `/health` until it is resolved. A
-//! revocation that cannot be read must never mean "still granted".
+//! revocation that cannot be read must never mean "still granted". The event is tried again
+//! every [`RECHECK`] (the cause may be repaired, e.g. a deleted schema registered again): once it
+//! applies, the replay goes on by itself.
 //!
 //! **Transient failures never stop it.** Kafka unreachable or restarting (librdkafka reconnects
 //! by itself), the registry or PostgreSQL unreachable: the consumer logs, backs off (with
@@ -47,6 +49,8 @@ pub const RETRY_MAX: Duration = Duration::from_secs(10);
 /// How long the consumer waits for a message before it checks, when it is waiting for Kafka or
 /// not caught up yet, whether Kafka answers again and where the topic ends.
 const IDLE: Duration = Duration::from_secs(1);
+/// How often the event the replay stopped at is tried again (it stays stopped meanwhile).
+pub const RECHECK: Duration = Duration::from_secs(30);
 /// Timeout of one metadata or watermark request.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,7 +63,8 @@ pub struct State {
     pub caught_up: bool,
     /// A transient failure it is riding out (Kafka, the registry or PostgreSQL unreachable).
     pub waiting: Option<String>,
-    /// Why it stopped: an event it cannot apply, at `topic/partition@offset`. Never skipped.
+    /// Why it stopped: an event it cannot apply, at `topic/partition@offset`. Never skipped
+    /// (tried again every [`RECHECK`]).
     pub failed: Option<String>,
 }
 
@@ -298,13 +303,25 @@ pub async fn run_with_status(
                 }
                 Err(e) => {
                     halt(&status, &format!("{topic}/{partition}@{offset}: {e}"));
-                    shutdown.cancelled().await;
-                    return Ok(());
+                    // Stopped at it, never past it: tried again now and then, since the cause
+                    // may be repaired (a deleted schema registered again, a table restored).
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(RECHECK) => {}
+                    }
                 }
             }
         }
         backoff.reset();
-        status.resumed();
+        status.update(|s| {
+            if s.failed.take().is_some() {
+                info!(
+                    topic,
+                    partition, offset, "habilitations replay resumed: the event applies now"
+                );
+            }
+            s.waiting = None;
+        });
         if behind.get(&partition).is_some_and(|end| offset + 1 >= *end) {
             behind.remove(&partition);
             if behind.is_empty() {
