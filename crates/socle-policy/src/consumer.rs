@@ -147,11 +147,19 @@ impl Status {
 
 static PROCESS: OnceLock<Status> = OnceLock::new();
 
-/// The status [`run`] reports to, once [`run`] was called in this process (the API's own
-/// replay); `None` before. The API refuses grants and reports `/health` from it.
+/// The status [`run`] reports to, once [`run`] (or [`init_process_status`]) was called in this
+/// process (the API's own replay); `None` before. The API refuses grants and reports `/health`
+/// from it.
 #[must_use]
 pub fn process_status() -> Option<Status> {
     PROCESS.get().cloned()
+}
+
+/// Creates this process's status (not caught up) if there is none yet, and returns it. Call it
+/// before serving when [`run`] is spawned in the background, so that no request is answered
+/// before the replay has started.
+pub fn init_process_status() -> Status {
+    PROCESS.get_or_init(Status::new).clone()
 }
 
 /// Runs until `shutdown`, reporting to this process's status ([`process_status`]): one
@@ -167,7 +175,7 @@ pub async fn run(
     codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let status = PROCESS.get_or_init(Status::new).clone();
+    let status = init_process_status();
     run_with_status(brokers, topic, pool, codec, status, shutdown).await
 }
 
