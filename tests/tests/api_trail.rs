@@ -170,7 +170,16 @@ async fn an_operators_system_authenticates_as_a_client_bound_to_its_organisation
     let access = random_topic("it-access").await;
     let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
     let people = seed(&pool, ECOSYSTEM, ORG, "Garnier", 7, 2).await;
-    grant(&pool, "si-agence-paris", ORG, ECOSYSTEM).await;
+    // A registered machine client (`MACHINE_CLIENT`), on a grant that does not require MFA.
+    grant_mfa(
+        &pool,
+        MACHINE_CLIENT,
+        ORG,
+        ECOSYSTEM,
+        &["person.read", "person.search", "caseload.list"],
+        false,
+    )
+    .await;
     // Client credentials: no second factor to ask of a system, still bound to its organisation.
     let token = api
         .idp

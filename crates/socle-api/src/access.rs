@@ -95,10 +95,19 @@ impl Access {
         headers: &HeaderMap,
     ) -> Result<Identity, Problem> {
         let token = bearer(headers).map_err(auth_problem)?;
-        let identity = state.verifier.verify(token).await.map_err(auth_problem)?;
+        let identity = state
+            .verifier
+            .verify(token)
+            .await
+            .map_err(auth_problem)?
+            // A machine only if registered (`auth.machine_clients`), never guessed from claims.
+            .with_machine_clients(state.access.machine_clients());
         self.identity = Some(identity.clone());
         // Sanctions from the detector (docs/audit.md): suspended, step-up required, throttled.
-        // Fail closed: if they cannot be read, nothing is answered.
+        // Fail closed: if they cannot be read, nothing is answered. A step-up is met only by a
+        // new multi-factor authentication: the token's `auth_time` (never its `iat`: a
+        // refreshed token is no new authentication) with an MFA `amr`/`acr`. A machine has
+        // neither, so a step-up sanction holds against it until it expires or is lifted.
         let mfa_at = identity
             .authenticated_at
             .filter(|_| identity.mfa)
@@ -156,8 +165,9 @@ impl Access {
             .or_else(|| grant.as_ref().map(|g| g.purpose.clone()))
             .unwrap_or_default();
         self.purpose = (!purpose.is_empty()).then(|| purpose.clone());
-        let requires_mfa = state.access.mfa_actions.iter().any(|a| a == self.action)
-            || grant.as_ref().is_some_and(|g| g.requires_mfa);
+        let grant_requires_mfa = grant.as_ref().is_some_and(|g| g.requires_mfa);
+        let requires_mfa =
+            state.access.mfa_actions.iter().any(|a| a == self.action) || grant_requires_mfa;
         let facts = Facts {
             user: &identity.subject,
             ecosystem: &identity.ecosystem,
@@ -166,7 +176,10 @@ impl Access {
             habilitated: grant.is_some(),
             requires_mfa,
             mfa: identity.mfa,
-            client: identity.client,
+            // A registered machine is exempt from the second factor of `mfa_actions`, never
+            // from a grant that requires MFA: it has no second factor to show, so the policy
+            // sees it as a session without one (socle-audit's replay does the same).
+            client: identity.client && !grant_requires_mfa,
             personal_data: true,
             in_caseload,
         };
@@ -183,6 +196,15 @@ impl Access {
         })?;
         if decision.allowed {
             return Ok(());
+        }
+        if identity.client && decision.code == "auth.mfa_required" {
+            // No step-up to offer a machine: a person must hold such a grant.
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "auth.machine_client_mfa_grant",
+                "Not for a machine client",
+                "this grant requires a multi-factor session, which a machine client (client credentials) never has",
+            ));
         }
         Err(refusal(&decision.code, state))
     }

@@ -58,6 +58,9 @@ pub struct AccessSettings {
     pub step_up_acr: String,
     /// NIR lookups outside the caseload allowed per user and hour.
     pub nir_lookups_per_hour: u32,
+    /// The registered machine clients (`auth.machine_clients`): see
+    /// [`AccessSettings::with_machine_clients`].
+    machine_clients: Vec<String>,
     trail: TrailMode,
     /// How far behind the trail the audit store may be for an auditor to be answered.
     audit_freshness: socle_audit::freshness::Bounds,
@@ -79,6 +82,7 @@ impl AccessSettings {
             mfa_actions,
             step_up_acr,
             nir_lookups_per_hour,
+            machine_clients: Vec::new(),
             trail: TrailMode::Record,
             audit_freshness: socle_audit::freshness::Bounds::default(),
         }
@@ -95,6 +99,21 @@ impl AccessSettings {
     /// See [`AccessSettings::with_audit_freshness`].
     pub fn audit_freshness(&self) -> socle_audit::freshness::Bounds {
         self.audit_freshness
+    }
+
+    /// The registered machine clients (setting `auth.machine_clients`; default none): a token
+    /// is a machine's only when its `client_id` is one of them and its `sub` is that client id
+    /// (`socle_auth::Identity::is_machine_client`). A machine is not asked for a second factor
+    /// by `mfa_actions`, but never meets a grant that requires MFA.
+    #[must_use]
+    pub fn with_machine_clients(mut self, clients: Vec<String>) -> Self {
+        self.machine_clients = clients;
+        self
+    }
+
+    /// See [`AccessSettings::with_machine_clients`].
+    pub fn machine_clients(&self) -> &[String] {
+        &self.machine_clients
     }
 
     /// Benchmark builds only: skip the trail write.

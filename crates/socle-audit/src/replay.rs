@@ -138,7 +138,8 @@ pub async fn replay(
             habilitated: grant.is_some(),
             requires_mfa,
             mfa: row.auth_strength == "mfa",
-            client: row.auth_strength == "client",
+            // As the API decides: a machine never meets a grant that requires MFA.
+            client: row.auth_strength == "client" && !grant.is_some_and(|g| g.requires_mfa),
             personal_data: true,
             in_caseload,
         };

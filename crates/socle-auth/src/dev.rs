@@ -53,7 +53,8 @@ pub struct TokenRequest {
     pub audience: String,
     /// A multi-factor session (`amr: ["pwd","otp","mfa"]`, `acr` = [`MFA_ACR`]).
     pub mfa: bool,
-    /// A client-credentials token (`client_id` = `sub`).
+    /// A client-credentials token (`client_id` = `sub`, no `auth_time`). The API treats it as
+    /// a machine only if `sub` is registered in `auth.machine_clients`.
     pub client: bool,
     /// Issued-at, seconds since the epoch (tests set it in the past to mint expired tokens).
     pub issued_at: i64,
@@ -74,6 +75,10 @@ struct MintedClaims<'a> {
     ecosystem: &'a str,
     acr: &'a str,
     amr: Vec<&'a str>,
+    /// OIDC `auth_time`: a user token says when the user authenticated (here: when the token
+    /// was issued; [`DevIdp::mint_with`] can say otherwise, e.g. a refreshed token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<&'a str>,
 }
@@ -181,11 +186,26 @@ impl DevIdp {
         })
     }
 
-    /// A signed token for `request`.
+    /// A signed token for `request`. A user token carries `auth_time` = `issued_at` (a fresh
+    /// authentication, with a second factor if `mfa`); a client-credentials token none.
     ///
     /// # Errors
     /// [`Error::Key`] if signing fails.
     pub fn mint(&self, request: &TokenRequest) -> Result<String> {
+        self.mint_with(request, &serde_json::Map::new())
+    }
+
+    /// As [`DevIdp::mint`], with some claims replaced: each key of `overrides` replaces the
+    /// claim of that name, `null` removes it (tests: a refreshed token with an old or no
+    /// `auth_time`, another `amr` or `acr`, a `client_id`...).
+    ///
+    /// # Errors
+    /// [`Error::Key`] if signing fails.
+    pub fn mint_with(
+        &self,
+        request: &TokenRequest,
+        overrides: &serde_json::Map<String, Value>,
+    ) -> Result<String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let claims = MintedClaims {
@@ -208,8 +228,20 @@ impl DevIdp {
             } else {
                 vec!["pwd"]
             },
+            auth_time: (!request.client).then_some(request.issued_at),
             client_id: request.client.then_some(request.user.as_str()),
         };
+        let mut claims = match serde_json::to_value(&claims) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(Error::Key("claims are not a JSON object".into())),
+        };
+        for (name, value) in overrides {
+            if value.is_null() {
+                claims.remove(name);
+            } else {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
         jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|e| Error::Key(e.to_string()))
     }
@@ -302,6 +334,29 @@ mod tests {
             .await
             .unwrap();
         assert!(!pwd.mfa);
+        // A fresh authentication says when it happened (OIDC `auth_time`).
+        let req = request(true);
+        let fresh = verifier.verify(&idp.mint(&req).unwrap()).await.unwrap();
+        assert_eq!(fresh.authenticated_at, Some(req.issued_at));
+        // A refreshed token: a new `iat`, the old `auth_time` (or none).
+        let mut old = serde_json::Map::new();
+        old.insert("auth_time".into(), json!(req.issued_at - 600));
+        let refreshed = verifier.verify(&idp.mint_with(&req, &old).unwrap()).await;
+        assert_eq!(
+            refreshed.unwrap().authenticated_at,
+            Some(req.issued_at - 600)
+        );
+        let mut none = serde_json::Map::new();
+        none.insert("auth_time".into(), Value::Null);
+        let refreshed = verifier.verify(&idp.mint_with(&req, &none).unwrap()).await;
+        assert_eq!(refreshed.unwrap().authenticated_at, None);
+        // A client-credentials token has no user authentication, and is no machine by itself.
+        let mut client = request(false);
+        client.client = true;
+        let c = verifier.verify(&idp.mint(&client).unwrap()).await.unwrap();
+        assert_eq!(c.authenticated_at, None);
+        assert_eq!(c.client_id.as_deref(), Some("conseiller.1"));
+        assert!(!c.client);
 
         let mut expired = request(true);
         expired.issued_at -= 3600;

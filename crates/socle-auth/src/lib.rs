@@ -18,6 +18,7 @@
 pub mod dev;
 mod verify;
 
+pub use verify::MFA_AMR_VALUES;
 pub use verify::{Identity, KeyCacheStatus, Verifier, VerifierConfig};
 
 /// Result of this crate.

@@ -59,19 +59,55 @@ pub struct Identity {
     pub organisation: String,
     /// The caller's ecosystem (claim `ecosystem`), e.g. `cap-emploi`.
     pub ecosystem: String,
-    /// The user authenticated with several factors (`amr` has `mfa`, or `acr` is an MFA level).
+    /// The user authenticated with several factors: `amr` has one of [`MFA_AMR_VALUES`]
+    /// (RFC 8176), or `acr` is one of the configured MFA levels.
     pub mfa: bool,
-    /// An operator's system (client credentials: `sub` equals `client_id`), bound to its
-    /// organisation; never a person at a keyboard.
+    /// A **registered** machine client (an operator's system, client credentials), bound to
+    /// its organisation; never a person at a keyboard. The verifier never sets it: a token's
+    /// claims alone do not make a machine. It is set by [`Identity::with_machine_clients`]
+    /// from the configured list of client ids (`auth.machine_clients`).
     pub client: bool,
+    /// The token's `client_id` claim (RFC 9068), if any: the OAuth client the token was
+    /// issued to. A machine only if registered (see [`Identity::with_machine_clients`]).
+    pub client_id: Option<String>,
     /// `exp`, seconds since the epoch.
     pub expires_at: i64,
-    /// When the user authenticated (`auth_time`, else the token's `iat`), seconds since the
-    /// epoch: a sanction that demands a new MFA step is satisfied only by a later one.
+    /// When the user authenticated: the OIDC `auth_time` claim only, seconds since the epoch,
+    /// never the token's `iat` (a refreshed token has a new `iat` but no new authentication).
+    /// A sanction that demands a new MFA step is satisfied only by a later one.
     pub authenticated_at: Option<i64>,
 }
 
+/// `amr` values (RFC 8176) that mean the user authenticated with a second factor: `mfa`
+/// (multiple factors), `otp` (one-time password), `hwk` (proof of possession of a hardware key).
+pub const MFA_AMR_VALUES: [&str; 3] = ["mfa", "otp", "hwk"];
+
 impl Identity {
+    /// Whether this token is a machine client's: its `client_id` is one of `registered` (the
+    /// configured `auth.machine_clients`) **and** its subject is that client (RFC 9068: a
+    /// client-credentials token's `sub` is the client id). A user's token issued through a
+    /// registered client (`sub` = the user) is not a machine token, and neither is an
+    /// unregistered `client_id == sub` token.
+    pub fn is_machine_client(&self, registered: &[String]) -> bool {
+        self.client_id
+            .as_deref()
+            .is_some_and(|c| c == self.subject && registered.iter().any(|r| r == c))
+    }
+
+    /// This identity with [`Identity::client`] decided by `registered` (see
+    /// [`Identity::is_machine_client`]). A machine has no second factor and no user
+    /// authentication: for a machine token `mfa` is false and `authenticated_at` none, whatever
+    /// its claims say, so it never meets an MFA requirement or lifts a step-up.
+    #[must_use]
+    pub fn with_machine_clients(mut self, registered: &[String]) -> Self {
+        self.client = self.is_machine_client(registered);
+        if self.client {
+            self.mfa = false;
+            self.authenticated_at = None;
+        }
+        self
+    }
+
     /// `none`, `password`, `mfa` or `client`, as recorded in access events.
     pub fn auth_strength(&self) -> &'static str {
         if self.client {
@@ -414,20 +450,34 @@ fn identity(claims: Claims, mfa_acr_values: &[String]) -> Result<Identity> {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
         .ok_or(Error::BadClaim("ecosystem"))?;
-    let client = claims.client_id.as_deref() == Some(subject.as_str());
-    let mfa = claims.amr.iter().any(|m| m == "mfa")
+    // A machine is known by configuration, never guessed from the claims: see
+    // `Identity::with_machine_clients`.
+    let client_id = claims.client_id.filter(|c| is_token(c, 128));
+    let mfa = claims
+        .amr
+        .iter()
+        .any(|m| MFA_AMR_VALUES.contains(&m.as_str()))
         || claims
             .acr
             .as_deref()
             .is_some_and(|a| mfa_acr_values.iter().any(|v| v == a));
+    // OIDC: the authentication precedes the token. An `auth_time` after `iat` (or after `exp`
+    // when there is no `iat`) is not a real authentication time: it could satisfy every future
+    // step-up.
+    if let Some(t) = claims.auth_time {
+        if t > claims.iat.unwrap_or(claims.exp) || t < 0 {
+            return Err(Error::BadClaim("auth_time"));
+        }
+    }
     Ok(Identity {
         subject,
         organisation,
         ecosystem,
         mfa,
-        client,
+        client: false,
+        client_id,
         expires_at: claims.exp,
-        authenticated_at: claims.auth_time.or(claims.iat),
+        authenticated_at: claims.auth_time,
     })
 }
 
@@ -472,13 +522,75 @@ mod tests {
                 .unwrap()
                 .mfa
         );
+        // RFC 8176 second factors.
+        for second in ["otp", "hwk"] {
+            assert!(
+                identity(claims(&["pwd", second], None, None), &acr)
+                    .unwrap()
+                    .mfa
+            );
+        }
+        assert!(
+            !identity(claims(&["pwd", "kba"], None, None), &acr)
+                .unwrap()
+                .mfa
+        );
     }
 
     #[test]
-    fn client_credentials_and_bad_claims() {
+    fn the_authentication_time_is_auth_time_never_iat() {
+        // A refreshed token: a new `iat`, no `auth_time`: no known authentication time.
+        let mut c = claims(&["mfa"], None, None);
+        c.iat = Some(2_000);
+        c.exp = 2_300;
+        assert_eq!(identity(c, &[]).unwrap().authenticated_at, None);
+        let mut c = claims(&["mfa"], None, None);
+        (c.iat, c.exp, c.auth_time) = (Some(2_000), 2_300, Some(1_500));
+        assert_eq!(identity(c, &[]).unwrap().authenticated_at, Some(1_500));
+        // An authentication after the token was issued is not one.
+        let mut c = claims(&["mfa"], None, None);
+        (c.iat, c.exp, c.auth_time) = (Some(2_000), 2_300, Some(2_001));
+        assert!(matches!(
+            identity(c, &[]),
+            Err(Error::BadClaim("auth_time"))
+        ));
+        let mut c = claims(&["mfa"], None, None);
+        (c.iat, c.exp, c.auth_time) = (None, 2_300, Some(2_301));
+        assert!(matches!(
+            identity(c, &[]),
+            Err(Error::BadClaim("auth_time"))
+        ));
+    }
+
+    #[test]
+    fn machine_clients_are_known_by_configuration_never_guessed() {
+        let registered = vec!["si-agence".to_owned()];
+        // `client_id == sub` alone is not a machine: a user token until registered.
         let id = identity(claims(&[], None, Some("u1")), &[]).unwrap();
+        assert!(!id.client);
+        assert_eq!(id.client_id.as_deref(), Some("u1"));
+        assert!(!id.clone().with_machine_clients(&registered).client);
+        assert_eq!(id.auth_strength(), "password");
+        // Registered, and the subject is the client: a machine, with no second factor and no
+        // user authentication whatever its claims say.
+        let mut c = claims(&["mfa"], None, Some("si-agence"));
+        c.sub = Some("si-agence".into());
+        c.auth_time = Some(1);
+        let id = identity(c, &[]).unwrap().with_machine_clients(&registered);
         assert!(id.client);
+        assert!(!id.mfa);
+        assert_eq!(id.authenticated_at, None);
         assert_eq!(id.auth_strength(), "client");
+        // A user's token issued through the registered client (`sub` is the user): not a machine.
+        let id = identity(claims(&["mfa"], None, Some("si-agence")), &[])
+            .unwrap()
+            .with_machine_clients(&registered);
+        assert!(!id.client);
+        assert!(id.mfa);
+    }
+
+    #[test]
+    fn bad_claims() {
         let mut c = claims(&[], None, None);
         c.organisation = Some("1300".into());
         assert!(matches!(

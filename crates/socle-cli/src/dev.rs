@@ -28,12 +28,18 @@ pub enum DevCommand {
         /// france-travail, cap-emploi, missions-locales, departement-NN, partenaires.
         #[arg(long)]
         ecosystem: String,
-        /// A multi-factor session.
+        /// A multi-factor session (`amr` with `mfa`, the MFA `acr`, `auth_time` = now): also a
+        /// new multi-factor authentication, which lifts a step-up sanction imposed before it.
         #[arg(long)]
         mfa: bool,
-        /// A client-credentials token for an operator's system.
+        /// A client-credentials token (`client_id` = `sub`, no `auth_time`). The API treats it
+        /// as an operator's system only if the id is in `auth.machine_clients`.
         #[arg(long)]
         client: bool,
+        /// A refreshed token: the user authenticated this many seconds ago (`auth_time` in the
+        /// past, `iat` now), which does not lift a step-up sanction imposed since.
+        #[arg(long, value_name = "SECONDS", conflicts_with = "client")]
+        auth_age: Option<i64>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
@@ -81,20 +87,33 @@ pub async fn run(
             ecosystem,
             mfa,
             client,
+            auth_age,
             ttl,
             audience,
         } => {
             anyhow::ensure!(ttl > 0, "--ttl must be at least 1 second");
-            let token = idp.mint(&TokenRequest {
-                user,
-                organisation: org,
-                ecosystem,
-                audience: audience.unwrap_or_else(|| settings.auth.audience.clone()),
-                mfa,
-                client,
-                issued_at: socle_auth::dev::now(),
-                ttl,
-            })?;
+            anyhow::ensure!(
+                auth_age.is_none_or(|a| a >= 0),
+                "--auth-age must not be negative"
+            );
+            let issued_at = socle_auth::dev::now();
+            let mut overrides = serde_json::Map::new();
+            if let Some(age) = auth_age {
+                overrides.insert("auth_time".into(), (issued_at - age).into());
+            }
+            let token = idp.mint_with(
+                &TokenRequest {
+                    user,
+                    organisation: org,
+                    ecosystem,
+                    audience: audience.unwrap_or_else(|| settings.auth.audience.clone()),
+                    mfa,
+                    client,
+                    issued_at,
+                    ttl,
+                },
+                &overrides,
+            )?;
             println!("{token}");
             Ok(())
         }

@@ -205,6 +205,10 @@ pub struct Auth {
     pub mfa_acr_values: Vec<String>,
     /// Actions that demand a multi-factor session whatever the grant says.
     pub mfa_actions: Vec<String>,
+    /// The registered machine clients (operators' systems, client credentials): a token is a
+    /// machine's only when its `client_id` is listed here and its `sub` is that client id
+    /// (docs/api.md). Empty: every token is a person's.
+    pub machine_clients: Vec<String>,
     pub jwks_refresh_min_interval_ms: u64,
     pub leeway_secs: u64,
     pub nir_lookups_per_hour: u32,
@@ -268,6 +272,14 @@ impl Settings {
         }
         if self.audit.max_lag_entries < 0 || self.audit.max_lag_ms == 0 {
             return bad("audit.max_lag_entries must be at least 0 and audit.max_lag_ms at least 1");
+        }
+        if self
+            .auth
+            .machine_clients
+            .iter()
+            .any(|c| c.is_empty() || c.len() > 128 || !c.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return bad("auth.machine_clients: each client id is 1 to 128 printable ASCII characters without spaces");
         }
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");
@@ -339,6 +351,23 @@ mod tests {
         let e = Settings::load_from(None, env(&[("SOCLE__PROJECTOR__BATCH_SIZE", "0")]))
             .expect_err("zero batch refused");
         assert!(e.to_string().contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn machine_clients_are_registered_in_a_config_file() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert!(s.auth.machine_clients.is_empty(), "no machine by default");
+        let dir = std::env::temp_dir().join(format!("socle-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("machines.toml");
+        std::fs::write(&file, "[auth]\nmachine_clients = [\"si-agence-paris\"]\n")
+            .expect("written");
+        let s = Settings::load_from(Some(&file), env(&[])).expect("loads");
+        assert_eq!(s.auth.machine_clients, vec!["si-agence-paris".to_owned()]);
+        std::fs::write(&file, "[auth]\nmachine_clients = [\"\"]\n").expect("written");
+        let e = Settings::load_from(Some(&file), env(&[])).expect_err("empty id refused");
+        assert!(e.to_string().contains("machine_clients"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

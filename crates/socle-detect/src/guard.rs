@@ -62,6 +62,14 @@ struct Cached {
     sanctions: Vec<Sanction>,
 }
 
+/// Whether a multi-factor authentication at `mfa_at` meets a step-up sanction imposed at
+/// `imposed_at`: only one strictly after it (`auth_time` has whole seconds: an authentication
+/// in the same second as the sanction, but earlier, must not count, so the same second does
+/// not either).
+pub fn step_up_met(mfa_at: Option<DateTime<Utc>>, imposed_at: DateTime<Utc>) -> bool {
+    mfa_at.is_some_and(|t| t > imposed_at)
+}
+
 /// The per-request sanction check, with its cache.
 pub struct SanctionGuard {
     pool: PgPool,
@@ -93,6 +101,12 @@ impl SanctionGuard {
     }
 
     /// The verdict for a request by `user`, who authenticated with MFA at `mfa_at` (if at all).
+    ///
+    /// `mfa_at` must be the time of an actual multi-factor **authentication**: the OIDC
+    /// `auth_time` of a token whose `amr`/`acr` says MFA, never the token's `iat` (a refreshed
+    /// token has a new `iat` but no new authentication), and `None` for a token without
+    /// `auth_time` or without MFA, and for a machine client. A `require_mfa` sanction is met only
+    /// by an `mfa_at` strictly after it was imposed ([`step_up_met`]).
     ///
     /// # Errors
     /// [`crate::Error::Database`] when the sanctions cannot be read: refuse the request.
@@ -135,7 +149,7 @@ impl SanctionGuard {
                         since: s.imposed_at,
                     })
                 }
-                SanctionKind::RequireMfa if mfa_at.is_none_or(|t| t <= s.imposed_at) => {
+                SanctionKind::RequireMfa if !step_up_met(mfa_at, s.imposed_at) => {
                     return Ok(Verdict::RequireMfa {
                         reason: s.reason.clone(),
                         since: s.imposed_at,
@@ -167,5 +181,23 @@ impl SanctionGuard {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_up_is_met_only_by_an_authentication_after_the_sanction() {
+        let imposed = DateTime::<Utc>::from_timestamp(1_800_000_000, 500_000_000).unwrap();
+        let at = |s: i64| DateTime::<Utc>::from_timestamp(s, 0);
+        // No known authentication (a refreshed token without auth_time, a machine): not met.
+        assert!(!step_up_met(None, imposed));
+        // Before, or within the same second (auth_time has whole seconds): not met.
+        assert!(!step_up_met(at(1_799_999_000), imposed));
+        assert!(!step_up_met(at(1_800_000_000), imposed));
+        // After: met.
+        assert!(step_up_met(at(1_800_000_001), imposed));
     }
 }

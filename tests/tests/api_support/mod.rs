@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const USER: &str = "conseiller.test";
+/// The one machine client the test API registers (`auth.machine_clients`).
+pub const MACHINE_CLIENT: &str = "si-agence-paris";
 pub const ORG: &str = "90000100900019";
 pub const ECOSYSTEM: &str = "france-travail";
 
@@ -91,6 +93,31 @@ impl RunningApi {
             .expect("token minted")
     }
 
+    /// A token with some claims replaced (`null` removes one): see `DevIdp::mint_with`.
+    pub fn token_with(&self, request: &TokenRequest, overrides: serde_json::Value) -> String {
+        let overrides = match overrides {
+            serde_json::Value::Object(m) => m,
+            other => panic!("claim overrides must be an object: {other}"),
+        };
+        self.idp
+            .mint_with(request, &overrides)
+            .expect("token minted")
+    }
+
+    /// What [`RunningApi::token`] mints, to adjust before [`RunningApi::token_with`].
+    pub fn request(&self, user: &str, org: &str, ecosystem: &str, mfa: bool) -> TokenRequest {
+        TokenRequest {
+            user: user.to_owned(),
+            organisation: org.to_owned(),
+            ecosystem: ecosystem.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            mfa,
+            client: false,
+            issued_at: socle_auth::dev::now(),
+            ttl: 300,
+        }
+    }
+
     /// A multi-factor token for [`USER`] of [`ORG`] in [`ECOSYSTEM`].
     pub fn default_token(&self) -> String {
         self.token(USER, ORG, ECOSYSTEM, true)
@@ -157,18 +184,21 @@ pub async fn start_api(
         http: reqwest::Client::new(),
         verifier,
         engine: Arc::new(engine),
-        access: Arc::new(socle_api::AccessSettings::new(
-            [
-                "person.read",
-                "person.search",
-                "person.lookup_nir",
-                "caseload.list",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            socle_auth::dev::MFA_ACR.to_owned(),
-            3,
-        )),
+        access: Arc::new(
+            socle_api::AccessSettings::new(
+                [
+                    "person.read",
+                    "person.search",
+                    "person.lookup_nir",
+                    "caseload.list",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                socle_auth::dev::MFA_ACR.to_owned(),
+                3,
+            )
+            .with_machine_clients(vec![MACHINE_CLIENT.to_owned()]),
+        ),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
         sanctions: Arc::new(socle_detect::SanctionGuard::new(
@@ -225,6 +255,35 @@ pub async fn grant_until(
         until,
         "test-admin",
     );
+    let mut tx = pool.begin().await.expect("tx");
+    socle_policy::grants::apply_granted(&mut tx, &g)
+        .await
+        .expect("grant applied");
+    tx.commit().await.expect("commit");
+    g.grant_id
+}
+
+/// As [`grant_until`] for a day, with `requires_mfa` as given (the grants above require it).
+pub async fn grant_mfa(
+    pool: &PgPool,
+    user: &str,
+    org: &str,
+    ecosystem: &str,
+    actions: &[&str],
+    requires_mfa: bool,
+) -> Uuid {
+    let now = Utc::now();
+    let mut g = socle_policy::grants::new_grant(
+        user,
+        org,
+        ecosystem,
+        actions,
+        "accompagnement",
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::days(1),
+        "test-admin",
+    );
+    g.requires_mfa = requires_mfa;
     let mut tx = pool.begin().await.expect("tx");
     socle_policy::grants::apply_granted(&mut tx, &g)
         .await
