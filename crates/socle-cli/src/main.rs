@@ -357,7 +357,14 @@ async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyh
         .with_pool(&pool)
         .with_registry(&settings.registry.url);
     ops::with_health(settings.health.projector, probes, async {
-        socle_projector::run(config, pool.clone(), codec(settings)?, models, shutdown)
+        socle_projector::run_as(
+            config,
+            crate::settings::group_instance_id(&settings.projector.group_instance_id),
+            pool.clone(),
+            codec(settings)?,
+            models,
+            shutdown,
+        )
             .await
             .context("projector")
     })
@@ -399,7 +406,9 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         .archive(&pool)
         .await
         .context("archiving the policy version")?;
-    // This instance keeps its own replay of the habilitations topic.
+    // This instance keeps its own replay of the habilitations topic; its status exists before
+    // the first request, so that no request is answered from grants not yet replayed.
+    let _ = socle_policy::consumer::init_process_status();
     let consumer = tokio::spawn({
         let (brokers, topic) = (
             settings.kafka.brokers.clone(),

@@ -135,7 +135,6 @@ pub struct Projector {
     pub group: String,
     /// Kafka's `group.instance.id`, unique and stable per instance (static group membership: a
     /// restarted instance gets its partitions back at once); empty: dynamic membership.
-    #[allow(dead_code)] // until main.rs's run_projector passes it (socle_projector::run_as)
     pub group_instance_id: String,
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
