@@ -20,7 +20,8 @@ pub struct VerifierConfig {
     pub audience: String,
     /// Where the issuer publishes its keys.
     pub jwks_url: String,
-    /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`).
+    /// `acr` values that mean a multi-factor session (besides `amr` containing one of
+    /// [`MFA_AMR_VALUES`]).
     pub mfa_acr_values: Vec<String>,
     /// At most one JWKS refresh per this interval when an unknown key id shows up (and at most
     /// one attempt per this interval after a failed refresh).

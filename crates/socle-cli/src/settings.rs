@@ -200,7 +200,7 @@ pub struct Auth {
     pub jwks_url: String,
     /// The audience (`aud`) tokens must be for.
     pub audience: String,
-    /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`).
+    /// `acr` values that mean a multi-factor session (besides `amr` containing `mfa`, `otp` or `hwk`).
     pub mfa_acr_values: Vec<String>,
     /// Actions that demand a multi-factor session whatever the grant says.
     pub mfa_actions: Vec<String>,
