@@ -46,7 +46,8 @@ cmd_start() {
     # The supervisor is the process group leader: stop signals the whole group.
     # shellcheck disable=SC2016 # expanded in the child shell
     setsid bash -c '
-      echo $$ >"$0"
+      echo $$ >"$1"
+      shift
       stopping=0
       trap "stopping=1; kill -TERM \$child 2>/dev/null" TERM INT
       delay=1
@@ -64,7 +65,7 @@ cmd_start() {
         wait $!
         ((stopping)) && exit 0
         ((delay = delay * 2 > 30 ? 30 : delay * 2))
-      done' "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &
+      done' "supervisor[$name]" "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &
   else
     # shellcheck disable=SC2016 # $$ and $@ expand in the child shell
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" "$@" </dev/null >>"$log" 2>&1 &

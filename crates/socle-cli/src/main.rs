@@ -185,6 +185,10 @@ struct PersonArgs {
     departement: String,
     #[arg(long)]
     email: Option<String>,
+    /// The operator's own reference of the person (default: 11 digits derived from the person
+    /// id, the shape of a France Travail identifier).
+    #[arg(long)]
+    operator_ref: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -603,7 +607,10 @@ async fn produce_person(settings: &Settings, args: PersonArgs) -> anyhow::Result
             producer_organisation: args.organisation.clone(),
             actor: Some("socle-cli".to_owned()),
             correlation_id: None,
-            operator_person_ref: person_id.to_string(),
+            operator_person_ref: args
+                .operator_ref
+                .clone()
+                .unwrap_or_else(|| format!("{:011}", person_id.as_u128() % 100_000_000_000)),
             person_id: Some(person_id),
         },
         operator: args.operator.clone(),
