@@ -93,6 +93,46 @@ async fn setup(series: u32) -> (sqlx::PgPool, String, String, RunningApi, Vec<Pe
     (pool, db, access, api, people)
 }
 
+/// A follow of `person` by `organisation` in `ecosystem`, in the core state as the projector
+/// writes it (with the store's own code).
+async fn core_follow(
+    pool: &sqlx::PgPool,
+    person: Uuid,
+    organisation: &str,
+    ecosystem: &str,
+) -> Uuid {
+    use socle_store::core::{Fact, PersonFact};
+    let follow_id = Uuid::now_v7();
+    let mut tx = pool.begin().await.expect("tx");
+    socle_store::core::ensure(&mut tx, "core")
+        .await
+        .expect("core state");
+    let applied = socle_store::core::apply(
+        &mut tx,
+        "core",
+        &[PersonFact {
+            person_id: person,
+            event_id: Uuid::now_v7(),
+            occurred_at: chrono::Utc::now(),
+            fact: Fact::FollowStarted {
+                follow_id,
+                organisation: organisation.to_owned(),
+                ecosystem: ecosystem.to_owned(),
+                activity: "accompagnement-global".into(),
+                territory: "75".into(),
+                purpose: "accompagnement".into(),
+                started_on: chrono::Utc::now().date_naive(),
+                until: None,
+            },
+        }],
+    )
+    .await
+    .expect("follow applied");
+    assert!(applied.refused.is_empty());
+    tx.commit().await.expect("commit");
+    follow_id
+}
+
 async fn post(api: &RunningApi, path: &str, token: &str, body: &str) -> reqwest::Response {
     http()
         .post(format!("{}{path}", api.base))
@@ -111,6 +151,7 @@ async fn commands_are_published_in_the_ingress_contract() {
     let token = api.token(USER, CE_ORG, CE, true);
     let p = people[0].person_id;
     let when = chrono::Utc::now() + chrono::Duration::days(7);
+    let own = core_follow(&pool, p, CE_ORG, CE).await;
     let mut answered = Vec::new();
     for (path, body) in [
         (
@@ -128,7 +169,7 @@ async fn commands_are_published_in_the_ingress_contract() {
                 .to_owned(),
         ),
         (
-            format!("/persons/{p}/follows/{}/end", Uuid::now_v7()),
+            format!("/persons/{p}/follows/{own}/end"),
             r#"{"reason_code":"parcours-termine"}"#.to_owned(),
         ),
         (
@@ -454,6 +495,62 @@ async fn bad_bodies_refusals_and_step_up_publish_nothing() {
     assert!(events
         .iter()
         .any(|e| e.reason.as_deref() == Some("auth.mfa_required")));
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ending_a_follow_that_is_not_yours_is_refused() {
+    let (pool, db, access, api, people) = setup(9).await;
+    let topic = ingress_topic().await;
+    let token = api.token(USER, CE_ORG, CE, true);
+    let (p, q) = (people[0].person_id, people[1].person_id);
+    // France Travail's follow of p, Cap Emploi's follow of q, a Cap Emploi follow of another
+    // Cap Emploi organisation, and a follow id nobody has.
+    let theirs = core_follow(&pool, p, "90000100500012", "france-travail").await;
+    let of_q = core_follow(&pool, q, CE_ORG, CE).await;
+    let colleague = core_follow(&pool, p, "77700001000012", CE).await;
+    let unknown = Uuid::now_v7();
+    let mut refused = Vec::new();
+    for (person, follow) in [(p, theirs), (p, of_q), (p, colleague), (p, unknown)] {
+        let path = format!("/persons/{person}/follows/{follow}/end");
+        let r = post(&api, &path, &token, "{}").await;
+        assert_eq!(r.status(), 403, "{path}");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["code"], "follow.not_owned", "{path}");
+        refused.push(follow);
+    }
+    // Its own follow, through its own person: accepted.
+    let r = post(
+        &api,
+        &format!("/persons/{q}/follows/{of_q}/end"),
+        &token,
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let messages = ingress_messages(&topic).await;
+    let ends: Vec<Uuid> = messages
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Ingress::FollowEnded(e) if [Some(p), Some(q)].contains(&e.submission.person_id) => {
+                Some(e.follow_id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![of_q], "only the legitimate end is published");
+    let events = trail(&access).await;
+    for follow in refused {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.decision == socle_domain::Decision::Deny
+                    && e.reason.as_deref() == Some("follow.not_owned")
+                    && e.resource == format!("/persons/{p}/follows/{follow}/end")),
+            "the refusal is traced"
+        );
+    }
     api.shutdown.cancel();
     drop_db(pool, &db).await;
 }

@@ -573,3 +573,160 @@ async fn an_operator_cannot_speak_for_another() {
     );
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn follows_belong_to_their_person_and_organisation() {
+    let db = TestDb::new().await;
+    let t = topics().await;
+    let (ce, ft) = (&t.ingress["cap-emploi"], &t.ingress["france-travail"]);
+    let (ce_ids, ft_ids) = (ids(ce).await, ids(ft).await);
+    let p = producer();
+    let now = Utc::now();
+    let fresh = |mut m: Ingress| {
+        let s = match &mut m {
+            Ingress::FollowStarted(e) => &mut e.submission,
+            Ingress::FollowEnded(e) => &mut e.submission,
+            _ => panic!("a follow message"),
+        };
+        s.event_id = uuid::Uuid::new_v4();
+        m
+    };
+    // Cap Emploi registers person 1 and starts following them (follow f1).
+    let life1 = synthetic::life("cap-emploi", 1, now);
+    let person1 = socle_ingest::rules::person_id("cap-emploi", life1[0].submission());
+    let Ingress::FollowStarted(started1) = life1[3].clone() else {
+        panic!("follow")
+    };
+    let f1 = started1.follow_id;
+    let key1 = synthetic::operator_ref(1);
+    for m in [&life1[0], &life1[3]] {
+        send(&p, ce, Some(&key1), &framed(&ce_ids, m), None).await;
+    }
+    let running = start(&db, config(&t, &unique("it-ingest"), &unique("it-tx")));
+    let first = read_all(&t.persons, 2, Duration::from_secs(60), Duration::ZERO).await;
+    assert_eq!(first.len(), 2, "registration and follow published");
+
+    // France Travail, naming person 1 by id: ends Cap Emploi's follow as itself...
+    let ft_life = synthetic::life("france-travail", 2, now);
+    let ft_key = synthetic::operator_ref(2);
+    let Ingress::FollowEnded(mut ft_end) = fresh(ft_life[4].clone()) else {
+        panic!("end")
+    };
+    ft_end.submission.person_id = Some(person1);
+    ft_end.follow_id = f1;
+    send(
+        &p,
+        ft,
+        Some(&ft_key),
+        &framed(&ft_ids, &Ingress::FollowEnded(ft_end.clone())),
+        None,
+    )
+    .await;
+    // ...and forging Cap Emploi's SIRET...
+    let Ingress::FollowEnded(mut forged) = fresh(Ingress::FollowEnded(ft_end)) else {
+        panic!("end")
+    };
+    forged.organisation = started1.organisation.clone();
+    send(
+        &p,
+        ft,
+        Some(&ft_key),
+        &framed(&ft_ids, &Ingress::FollowEnded(forged)),
+        None,
+    )
+    .await;
+    // ...then starts a follow of its own that reuses f1.
+    let Ingress::FollowStarted(mut hijack) = fresh(ft_life[3].clone()) else {
+        panic!("start")
+    };
+    hijack.submission.person_id = Some(person1);
+    hijack.follow_id = f1;
+    send(
+        &p,
+        ft,
+        Some(&ft_key),
+        &framed(&ft_ids, &Ingress::FollowStarted(hijack)),
+        None,
+    )
+    .await;
+    // Cap Emploi ends f1 through another person's path.
+    let life2 = synthetic::life("cap-emploi", 2, now);
+    let Ingress::FollowEnded(mut other_path) = fresh(life2[4].clone()) else {
+        panic!("end")
+    };
+    other_path.follow_id = f1;
+    send(
+        &p,
+        ce,
+        Some(&synthetic::operator_ref(2)),
+        &framed(&ce_ids, &Ingress::FollowEnded(other_path)),
+        None,
+    )
+    .await;
+    // Legitimate: a follow started and ended back to back (person 3), and f1 ended by Cap
+    // Emploi through person 1 (started in an earlier batch, not projected: no projector runs).
+    let life3 = synthetic::life("cap-emploi", 3, now);
+    let key3 = synthetic::operator_ref(3);
+    for m in [&life3[3], &life3[4]] {
+        send(&p, ce, Some(&key3), &framed(&ce_ids, m), None).await;
+    }
+    send(&p, ce, Some(&key1), &framed(&ce_ids, &life1[4]), None).await;
+
+    let letters = dead_letters(&t.deadletter, 4).await;
+    let events = read_all(
+        &t.persons,
+        5,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    running.stop().await;
+    let mut codes: Vec<&str> = letters.iter().map(|l| l.reason_code.as_str()).collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        [
+            "follow.id_conflict",
+            "follow.not_owned",
+            "follow.not_owned",
+            "follow.not_owned"
+        ],
+        "{letters:?}"
+    );
+    assert!(letters
+        .iter()
+        .all(|l| l.field.as_deref() == Some("follow_id") && l.value.is_some()));
+    let codec = common::codec();
+    let mut names = Vec::new();
+    for r in &events {
+        names.push(describe(&codec, r).await.0);
+    }
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "socle.person.FollowEnded",
+            "socle.person.FollowEnded",
+            "socle.person.FollowStarted",
+            "socle.person.FollowStarted",
+            "socle.person.PersonRegistered"
+        ],
+        "only the legitimate follow events reached the canonical topic"
+    );
+    let owner: (uuid::Uuid, String, String) = sqlx::query_as(
+        "SELECT person_id, organisation, ecosystem FROM ingest.follows WHERE follow_id = $1",
+    )
+    .bind(f1)
+    .fetch_one(&db.pool)
+    .await
+    .expect("f1 claimed");
+    assert_eq!(
+        owner,
+        (
+            person1,
+            started1.organisation.clone(),
+            "cap-emploi".to_owned()
+        )
+    );
+    db.drop_db().await;
+}

@@ -190,3 +190,152 @@ async fn poison_messages_are_kept_with_their_reason_and_do_not_stall_the_partiti
     }
     db.drop_db().await;
 }
+
+/// A canonical follow event about `person`, as if a producer had bypassed ingest's checks.
+enum FollowEvent {
+    Started(Uuid, &'static str, &'static str),
+    Ended(Uuid, &'static str),
+}
+
+async fn publish_follow(
+    codec: &socle_kafka::Codec,
+    producer: &socle_kafka::EventProducer,
+    topic: &str,
+    person: Uuid,
+    event: FollowEvent,
+) {
+    let today = socle_domain::time::to_days(chrono::Utc::now().date_naive());
+    let payload = match event {
+        FollowEvent::Started(follow_id, organisation, ecosystem) => codec
+            .encode(
+                topic,
+                &socle_ingest::contracts::FOLLOW_STARTED,
+                &socle_ingest::canonical::FollowStarted {
+                    envelope: socle_domain::Envelope::new(organisation, chrono::Utc::now()),
+                    person_id: person,
+                    follow_id,
+                    organisation: organisation.to_owned(),
+                    ecosystem: ecosystem.to_owned(),
+                    activity: "accompagnement-global".into(),
+                    territory: "75".into(),
+                    purpose: "accompagnement".into(),
+                    started_on: today,
+                    until: None,
+                },
+            )
+            .await
+            .expect("encodes"),
+        FollowEvent::Ended(follow_id, organisation) => codec
+            .encode(
+                topic,
+                &socle_ingest::contracts::FOLLOW_ENDED,
+                &socle_ingest::canonical::FollowEnded {
+                    envelope: socle_domain::Envelope::new(organisation, chrono::Utc::now()),
+                    person_id: person,
+                    follow_id,
+                    organisation: organisation.to_owned(),
+                    ended_on: today,
+                    reason_code: None,
+                },
+            )
+            .await
+            .expect("encodes"),
+    };
+    producer
+        .send(topic, &person.to_string(), &payload)
+        .await
+        .expect("sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follows_belong_to_their_person_and_organisation() {
+    const CE_ORG: &str = "90000100900019";
+    const FT_ORG: &str = "90000100500012";
+    let db = TestDb::new().await;
+    let persons = topic("it-persons", 1).await;
+    let group = unique("it-group");
+    let producer = producer();
+    let codec = codec();
+    let publisher = publisher(&db, &persons);
+    let p1 = publisher
+        .register(registration(11))
+        .await
+        .expect("published")
+        .person_id;
+    let p2 = publisher
+        .register(registration(12))
+        .await
+        .expect("published")
+        .person_id;
+    let (f1, f2, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    for (person, event) in [
+        (p1, FollowEvent::Started(f1, CE_ORG, "cap-emploi")),
+        (p2, FollowEvent::Started(f2, FT_ORG, "france-travail")),
+        // France Travail ends Cap Emploi's follow...
+        (p1, FollowEvent::Ended(f1, FT_ORG)),
+        // ...ends its own follow of p2 through p1...
+        (p1, FollowEvent::Ended(f2, FT_ORG)),
+        // ...takes over Cap Emploi's follow id for p2...
+        (p2, FollowEvent::Started(f1, FT_ORG, "france-travail")),
+        // ...and ends a follow that does not exist.
+        (p1, FollowEvent::Ended(unknown, CE_ORG)),
+        // Its own follow, through its own person: applied.
+        (p2, FollowEvent::Ended(f2, FT_ORG)),
+    ] {
+        publish_follow(&codec, &producer, &persons, person, event).await;
+    }
+    let total = 9;
+
+    let projector = start_projector(&db, &persons, &group);
+    eventually(Duration::from_secs(30), "every event projected", || async {
+        stored_total(&db, &group, &persons).await == total
+    })
+    .await;
+    projector.shutdown.cancel();
+    projector.handle.await.expect("joined").expect("clean stop");
+
+    let rejected = socle_store::offsets::rejected(&db.pool, &group, &persons)
+        .await
+        .expect("rejects");
+    let codes: Vec<(i64, &str)> = rejected
+        .iter()
+        .map(|r| (r.offset, r.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (4, "follow.not_owned"),
+            (5, "follow.not_owned"),
+            (6, "follow.id_conflict"),
+            (7, "follow.not_owned"),
+        ],
+        "each refused follow fact kept with its reason: {rejected:?}"
+    );
+    assert!(rejected.iter().all(|r| r.payload.is_some()));
+    let follows: Vec<(Uuid, Uuid, String, Option<chrono::NaiveDate>)> = sqlx::query_as(
+        "SELECT follow_id, person_id, organisation, ended_on FROM core.follows ORDER BY follow_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("follows");
+    assert_eq!(follows.len(), 2, "{follows:?}");
+    let f1_row = follows.iter().find(|f| f.0 == f1).expect("f1");
+    assert_eq!(
+        (f1_row.1, f1_row.2.as_str(), f1_row.3),
+        (p1, CE_ORG, None),
+        "Cap Emploi's follow kept its person and organisation, and is still open"
+    );
+    let f2_row = follows.iter().find(|f| f.0 == f2).expect("f2");
+    assert_eq!((f2_row.1, f2_row.2.as_str()), (p2, FT_ORG));
+    assert!(f2_row.3.is_some(), "its own organisation ended it");
+    // In Cap Emploi's model, the follow is still Cap Emploi's link to p1.
+    let links: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT person_id, organisation FROM eco_cap_emploi.links WHERE ref_id = $1",
+    )
+    .bind(f1)
+    .fetch_all(&db.pool)
+    .await
+    .expect("links");
+    assert_eq!(links, vec![(p1, CE_ORG.to_owned())]);
+    db.drop_db().await;
+}

@@ -713,6 +713,43 @@ pub async fn follow_start(
     conclude(state, access, "/persons/{id}/follows", outcome).await
 }
 
+/// A follow is ended only by the organisation that started it, for its own person, in its own
+/// ecosystem (the core state says whose it is; `socle ingest` checks the same again).
+async fn own_follow(
+    state: &AppState,
+    follow_id: Uuid,
+    person_id: Uuid,
+    organisation: &str,
+    ecosystem: &str,
+) -> Result<(), Problem> {
+    let owners = socle_store::core::follow_owners(&state.pool, "core", &[follow_id])
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "core state unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store.unavailable",
+                "Core state unavailable",
+                "the follows cannot be read; retry later",
+            )
+        })?;
+    match owners.get(&follow_id) {
+        Some(o)
+            if o.person_id == person_id
+                && o.ecosystem == ecosystem
+                && socle_store::core::same_organisation(&o.organisation, organisation) =>
+        {
+            Ok(())
+        }
+        _ => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "follow.not_owned",
+            "Not your follow",
+            "this follow is not one of your organisation's follows of this person (or does not exist yet)",
+        )),
+    }
+}
+
 /// `POST /persons/{id}/follows/{follow_id}/end`: the caller's organisation ends a follow.
 #[utoipa::path(post, path = "/persons/{id}/follows/{follow_id}/end", tag = "commands",
     params(("id" = String, Path, description = "Person id (UUID)"),
@@ -722,7 +759,7 @@ pub async fn follow_start(
         (status = 202, description = "Published on the operator's ingress topic", body = Accepted),
         (status = 400, description = "Invalid body", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token, or a multi-factor session is required", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No habilitation, outside the caseload, or no write path for the ecosystem", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No habilitation, outside the caseload, no write path for the ecosystem, or not a follow of the caller's organisation for this person (`follow.not_owned`)", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Access trail, store, ingress or identity provider unavailable: nothing published", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn follow_end(
@@ -748,8 +785,16 @@ pub async fn follow_end(
         opt_text("reason_code", c.reason_code.as_ref())?;
         let on = c.ended_on.unwrap_or_else(|| Utc::now().date_naive());
         past("ended_on", on)?;
-        let (identity, op, _, topic) =
+        let (identity, op, eco_name, topic) =
             admit(&state, &headers, &mut access, person_id, true).await?;
+        own_follow(
+            &state,
+            follow_id,
+            person_id,
+            &identity.organisation,
+            eco_name,
+        )
+        .await?;
         let r = person_ref(op, c.operator_person_ref, person_id)?;
         Ok(Ready {
             topic,

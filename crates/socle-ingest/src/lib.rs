@@ -16,6 +16,7 @@ pub mod canonical;
 pub mod canonicalize;
 pub mod contracts;
 pub mod decode;
+pub mod follows;
 pub mod fuzzing;
 pub mod ingress;
 pub mod keys;

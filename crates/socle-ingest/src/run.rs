@@ -35,6 +35,7 @@ use crate::canonical::{DeadLetter, DeadLetterHeader};
 use crate::canonicalize::{canonical, encode};
 use crate::contracts;
 use crate::decode;
+use crate::follows::{self, Claim};
 use crate::ingress::Ingress;
 use crate::keys::{get_or_create_many, PersonKey};
 use crate::registry::Registry;
@@ -126,6 +127,7 @@ enum Verdict {
         operator: String,
         person_id: Uuid,
         message: Box<Ingress>,
+        schema_id: u32,
     },
     Reject {
         rejection: Rejection,
@@ -249,6 +251,7 @@ impl Ingestor {
                 operator: operator.clone(),
                 person_id,
                 message: Box::new(message),
+                schema_id: frame.schema_id,
             }),
             Err(r) => reject(r, id, org),
         }
@@ -261,6 +264,36 @@ impl Ingestor {
         let mut verdicts = Vec::with_capacity(batch.len());
         for t in batch {
             verdicts.push(self.judge(t, now).await?);
+        }
+        // Follows belong to a person and an organisation: checked against the batch itself and
+        // the stored follows (new ids claimed), here, before the batch's transaction opens.
+        let claims: Vec<Option<Claim>> = verdicts
+            .iter()
+            .map(|v| match v {
+                Verdict::Accept {
+                    operator,
+                    person_id,
+                    message,
+                    ..
+                } => Claim::of(message, operator, *person_id),
+                Verdict::Reject { .. } => None,
+            })
+            .collect();
+        let refusals = follows::check(&self.pool, follows::CORE_SCHEMA, &claims).await?;
+        for (verdict, refusal) in verdicts.iter_mut().zip(refusals) {
+            if let (
+                Some(rejection),
+                Verdict::Accept {
+                    message, schema_id, ..
+                },
+            ) = (refusal, &*verdict)
+            {
+                *verdict = Verdict::Reject {
+                    rejection,
+                    schema_id: Some(*schema_id),
+                    producer_organisation: Some(message.submission().producer_organisation.clone()),
+                };
+            }
         }
         let need_keys: Vec<Uuid> = verdicts
             .iter()
@@ -279,6 +312,7 @@ impl Ingestor {
                     operator,
                     person_id,
                     message,
+                    ..
                 } => {
                     let key = if message.has_personal() {
                         match keys.get(&person_id) {

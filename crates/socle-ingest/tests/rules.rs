@@ -217,6 +217,7 @@ fn every_code_is_documented() {
     for code in rules::CODES
         .iter()
         .chain(decode::CODES)
+        .chain(socle_ingest::follows::CODES)
         .chain(&["pii.key_erased"])
     {
         assert!(

@@ -268,6 +268,7 @@ pub fn to_fact(name: &str, value: &Value) -> Result<PersonFact, EventError> {
         },
         "socle.person.FollowEnded" => Fact::FollowEnded {
             follow_id: r.uuid("follow_id")?,
+            organisation: r.str("organisation")?,
             ended_on: r.date("ended_on")?,
         },
         "socle.person.ServicePrescribed" => Fact::ServicePrescribed {

@@ -12,7 +12,8 @@
 //! are never ahead of PostgreSQL, so even a fallback to them loses nothing.
 //!
 //! A message that can never be applied (bad frame, undecodable, wrong type, personal data that
-//! does not open) is recorded in `projector.rejected` with its reason and bytes in the same
+//! does not open, a follow fact that is not its sender's: `follow.id_conflict`,
+//! `follow.not_owned`) is recorded in `projector.rejected` with its reason and bytes in the same
 //! transaction, and the partition moves on: a poison message never stalls it.
 
 mod context;
@@ -315,12 +316,11 @@ async fn project_batch(
             .into_iter()
             .collect();
     let fresh = |partition: i32, offset: i64| stored.get(&partition).is_none_or(|s| offset >= *s);
-    let apply: Vec<PersonFact> = facts
+    let (taken, apply): (Vec<&Taken>, Vec<PersonFact>) = facts
         .into_iter()
         .filter(|(t, f)| fresh(t.partition, t.offset) && filter.keeps(f))
-        .map(|(_, f)| f)
-        .collect();
-    let rejected: Vec<Rejected> = rejected
+        .unzip();
+    let mut rejected: Vec<Rejected> = rejected
         .into_iter()
         .filter(|r| fresh(r.partition, r.offset))
         .collect();
@@ -329,10 +329,16 @@ async fn project_batch(
         .filter(|t| !fresh(t.partition, t.offset))
         .count();
 
-    let touched: Vec<Uuid> = socle_store::core::apply(&mut tx, &models.layout.core, &apply)
-        .await?
-        .into_iter()
-        .collect();
+    let applied = socle_store::core::apply(&mut tx, &models.layout.core, &apply).await?;
+    // A fact the core state refuses (a follow that is not the sender's) is a reject, never
+    // silently dropped. The first message carrying its event id is the one applied (and refused).
+    for refused in &applied.refused {
+        if let Some(i) = apply.iter().position(|f| f.event_id == refused.event_id) {
+            rejected.push(reject(taken[i], refused.code, refused.reason.clone()));
+        }
+    }
+    let refused = applied.refused.len();
+    let touched: Vec<Uuid> = applied.touched.into_iter().collect();
     let keys = socle_store::keys::find_many(pool, &touched).await?;
     materialize::refresh(&mut tx, models, &keys, &touched).await?;
     socle_store::offsets::reject(&mut tx, &config.group, &config.topic, &rejected).await?;
@@ -345,7 +351,7 @@ async fn project_batch(
 
     metrics::EVENTS
         .with_label_values(&["applied"])
-        .inc_by(apply.len() as u64);
+        .inc_by(apply.len().saturating_sub(refused) as u64);
     metrics::EVENTS
         .with_label_values(&["rejected"])
         .inc_by(rejected.len() as u64);

@@ -46,6 +46,8 @@ pub enum Fact {
     },
     FollowEnded {
         follow_id: Uuid,
+        /// SIRET of the organisation ending it: must be the one that started it.
+        organisation: String,
         ended_on: NaiveDate,
     },
     ServicePrescribed {
@@ -159,8 +161,150 @@ fn ts(row: &CoreRow, column: &str) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Applies `facts` in order; facts whose event id was already applied are skipped.
-/// Returns the ids of the persons touched.
+/// A fact that was not applied because it contradicts the core state, with its reason (the
+/// projector records it in its rejects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub event_id: Uuid,
+    /// `follow.id_conflict` or `follow.not_owned`.
+    pub code: &'static str,
+    pub reason: String,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The persons whose state the applied facts touched.
+    pub touched: HashSet<Uuid>,
+    /// Facts not applied, in input order.
+    pub refused: Vec<Refused>,
+}
+
+/// Who a follow belongs to: it is only ever ended by, and its id only ever reused by, the same
+/// person and organisation (and ecosystem).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowOwner {
+    pub person_id: Uuid,
+    pub organisation: String,
+    pub ecosystem: String,
+    pub ended_on: Option<NaiveDate>,
+}
+
+/// SIRETs compared without the spaces and dots people type.
+pub fn same_organisation(a: &str, b: &str) -> bool {
+    let compact = |s: &str| -> String { s.chars().filter(char::is_ascii_alphanumeric).collect() };
+    compact(a) == compact(b)
+}
+
+/// The owners of the follows `follow_ids` that exist in the core state `core` (none when the
+/// core state was never created).
+///
+/// # Errors
+/// [`crate::Error::Database`], [`crate::Error::BadIdentifier`].
+pub async fn follow_owners<'e, E>(
+    executor: E,
+    core: &str,
+    follow_ids: &[Uuid],
+) -> Result<HashMap<Uuid, FollowOwner>>
+where
+    E: sqlx::Executor<'e, Database = Postgres> + Copy,
+{
+    let core = ident(core)?;
+    if follow_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(format!("{core}.follows"))
+        .fetch_one(executor)
+        .await?;
+    if !exists {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT follow_id, person_id, organisation, ecosystem, ended_on FROM {core}.follows \
+         WHERE follow_id = ANY($1)"
+    ))
+    .bind(follow_ids)
+    .fetch_all(executor)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        out.insert(
+            r.try_get("follow_id")?,
+            FollowOwner {
+                person_id: r.try_get("person_id")?,
+                organisation: r.try_get("organisation")?,
+                ecosystem: r.try_get("ecosystem")?,
+                ended_on: r.try_get("ended_on")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Which follow facts of `facts` contradict the follows already known (`owners`, updated in
+/// order as the facts are checked): a `FollowStarted` whose id belongs to another person or
+/// organisation (`follow.id_conflict`), a `FollowEnded` of a follow that does not exist or
+/// belongs to another person or organisation (`follow.not_owned`).
+fn refuse_follows(
+    facts: &[&PersonFact],
+    owners: &mut HashMap<Uuid, (Uuid, String)>,
+) -> Vec<Refused> {
+    let mut refused = Vec::new();
+    for f in facts {
+        match &f.fact {
+            Fact::FollowStarted {
+                follow_id,
+                organisation,
+                ..
+            } => match owners.get(follow_id) {
+                Some((person, org))
+                    if *person != f.person_id || !same_organisation(org, organisation) =>
+                {
+                    refused.push(Refused {
+                        event_id: f.event_id,
+                        code: "follow.id_conflict",
+                        reason: format!(
+                            "follow {follow_id} already belongs to another person or organisation: \
+                             a follow id is never reassigned"
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert(*follow_id, (f.person_id, organisation.clone()));
+                }
+            },
+            Fact::FollowEnded {
+                follow_id,
+                organisation,
+                ..
+            } => match owners.get(follow_id) {
+                Some((person, org))
+                    if *person == f.person_id && same_organisation(org, organisation) => {}
+                Some(_) => refused.push(Refused {
+                    event_id: f.event_id,
+                    code: "follow.not_owned",
+                    reason: format!(
+                        "follow {follow_id} belongs to another person or organisation: \
+                         only its own organisation ends it, through its own person"
+                    ),
+                }),
+                None => refused.push(Refused {
+                    event_id: f.event_id,
+                    code: "follow.not_owned",
+                    reason: format!("follow {follow_id} does not exist for this person"),
+                }),
+            },
+            _ => {}
+        }
+    }
+    refused
+}
+
+/// Applies `facts` in order; facts whose event id was already applied are skipped, and follow
+/// facts that contradict the follows already known are refused (see [`Refused`]), never applied.
+/// Returns the ids of the persons touched and what was refused.
 ///
 /// The persons touched are read once, merged in memory fact by fact (a group of fields is only
 /// overwritten by an event that occurred at the same time or later), and written back with one
@@ -173,7 +317,7 @@ pub async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     core: &str,
     facts: &[PersonFact],
-) -> Result<HashSet<Uuid>> {
+) -> Result<Applied> {
     let core = ident(core)?;
     let ids: Vec<Uuid> = facts.iter().map(|f| f.event_id).collect();
     let fresh: HashSet<Uuid> = sqlx::query_scalar(&format!(
@@ -191,15 +335,47 @@ pub async fn apply(
         .iter()
         .filter(|f| fresh.contains(&f.event_id) && seen.insert(f.event_id))
         .collect();
+    let follow_ids: Vec<Uuid> = facts
+        .iter()
+        .filter_map(|f| match &f.fact {
+            Fact::FollowStarted { follow_id, .. } | Fact::FollowEnded { follow_id, .. } => {
+                Some(*follow_id)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut owners: HashMap<Uuid, (Uuid, String)> = HashMap::new();
+    if !follow_ids.is_empty() {
+        // Locked: two batches cannot both take a new follow id.
+        let rows = sqlx::query(&format!(
+            "SELECT follow_id, person_id, organisation FROM {core}.follows \
+             WHERE follow_id = ANY($1) FOR UPDATE"
+        ))
+        .bind(&follow_ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            owners.insert(
+                r.try_get("follow_id")?,
+                (r.try_get("person_id")?, r.try_get("organisation")?),
+            );
+        }
+    }
+    let refused = refuse_follows(&facts, &mut owners);
+    let not_applied: HashSet<Uuid> = refused.iter().map(|r| r.event_id).collect();
+    let facts: Vec<&PersonFact> = facts
+        .into_iter()
+        .filter(|f| !not_applied.contains(&f.event_id))
+        .collect();
     let touched: HashSet<Uuid> = facts.iter().map(|f| f.person_id).collect();
     if touched.is_empty() {
-        return Ok(touched);
+        return Ok(Applied { touched, refused });
     }
     let persons: Vec<Uuid> = touched.iter().copied().collect();
     let mut rows = load_rows(tx, core, &persons).await?;
 
     let mut follows: Vec<&PersonFact> = Vec::new();
-    let mut ends: Vec<(Uuid, NaiveDate)> = Vec::new();
+    let mut ends: Vec<(Uuid, Uuid, String, NaiveDate)> = Vec::new();
     let mut prescriptions: Vec<&PersonFact> = Vec::new();
     let mut outcomes: Vec<(Uuid, String, NaiveDate)> = Vec::new();
     for f in &facts {
@@ -227,8 +403,9 @@ pub async fn apply(
             Fact::FollowStarted { .. } => follows.push(f),
             Fact::FollowEnded {
                 follow_id,
+                organisation,
                 ended_on,
-            } => ends.push((*follow_id, *ended_on)),
+            } => ends.push((*follow_id, f.person_id, organisation.clone(), *ended_on)),
             Fact::ServicePrescribed { .. } => prescriptions.push(f),
             Fact::PrescriptionOutcome {
                 prescription_id,
@@ -241,7 +418,7 @@ pub async fn apply(
     write_rows(tx, core, &rows).await?;
     write_follows(tx, core, &follows, &ends).await?;
     write_prescriptions(tx, core, &prescriptions, &outcomes).await?;
-    Ok(touched)
+    Ok(Applied { touched, refused })
 }
 
 fn group_at(group: &str) -> &'static str {
@@ -384,7 +561,7 @@ async fn write_follows(
     tx: &mut Transaction<'_, Postgres>,
     core: &str,
     started: &[&PersonFact],
-    ends: &[(Uuid, NaiveDate)],
+    ends: &[(Uuid, Uuid, String, NaiveDate)],
 ) -> Result<()> {
     // The last statement of each follow wins within the batch.
     let mut by_id: HashMap<Uuid, &PersonFact> = HashMap::new();
@@ -429,13 +606,14 @@ async fn write_follows(
             }
         }
         sqlx::query(&format!(
-            "INSERT INTO {core}.follows (follow_id, person_id, organisation, ecosystem, activity, \
+            "INSERT INTO {core}.follows AS cur (follow_id, person_id, organisation, ecosystem, activity, \
              territory, purpose, started_on, until) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
              $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::date[], $9::date[]) \
-             ON CONFLICT (follow_id) DO UPDATE SET organisation = EXCLUDED.organisation, \
-             ecosystem = EXCLUDED.ecosystem, activity = EXCLUDED.activity, \
+             ON CONFLICT (follow_id) DO UPDATE SET activity = EXCLUDED.activity, \
              territory = EXCLUDED.territory, purpose = EXCLUDED.purpose, \
-             started_on = EXCLUDED.started_on, until = EXCLUDED.until"
+             started_on = EXCLUDED.started_on, until = EXCLUDED.until \
+             WHERE cur.person_id = EXCLUDED.person_id \
+             AND cur.organisation = EXCLUDED.organisation"
         ))
         .bind(cols.0)
         .bind(cols.1)
@@ -450,12 +628,21 @@ async fn write_follows(
         .await?;
     }
     if !ends.is_empty() {
-        let (ids, dates): (Vec<Uuid>, Vec<NaiveDate>) = ends.iter().copied().unzip();
+        let ids: Vec<Uuid> = ends.iter().map(|e| e.0).collect();
+        let persons: Vec<Uuid> = ends.iter().map(|e| e.1).collect();
+        let organisations: Vec<String> = ends.iter().map(|e| e.2.clone()).collect();
+        let dates: Vec<NaiveDate> = ends.iter().map(|e| e.3).collect();
+        // Only the follow's own person and organisation end it (checked before; said again here).
         sqlx::query(&format!(
             "UPDATE {core}.follows f SET ended_on = e.ended_on \
-             FROM UNNEST($1::uuid[], $2::date[]) AS e(follow_id, ended_on) WHERE f.follow_id = e.follow_id"
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[]) \
+             AS e(follow_id, person_id, organisation, ended_on) \
+             WHERE f.follow_id = e.follow_id AND f.person_id = e.person_id \
+             AND f.organisation = e.organisation"
         ))
         .bind(ids)
+        .bind(persons)
+        .bind(organisations)
         .bind(dates)
         .execute(&mut **tx)
         .await?;
