@@ -273,7 +273,7 @@ async fn a_cap_emploi_advisor_reaches_only_cap_emploi_caseload_and_every_attempt
             (e.decision, e.reason.as_deref()),
             (Decision::Deny, Some(code))
         );
-        assert_eq!(e.user, "anonymous");
+        assert_eq!(e.user, "", "an unauthenticated access names no user");
         assert_eq!(e.auth_strength, "none");
     }
     assert_eq!(

@@ -134,7 +134,10 @@ async fn refusals_and_misses_are_in_the_trail_and_disclose_nothing() {
         .find(|t| t.event.request_id == "anon-1")
         .expect("the refusal is in the trail");
     assert_eq!(anon.event.decision, socle_domain::Decision::Deny);
-    assert_eq!(anon.event.user, "anonymous");
+    // No user at all (never a sanctionable account named "anonymous"), no actor.
+    assert_eq!(anon.event.user, "");
+    assert_eq!(anon.event.envelope.actor, None);
+    assert_eq!(anon.event.organisation, "unknown");
     assert_eq!(anon.event.reason.as_deref(), Some("auth.missing_token"));
 
     api.shutdown.cancel();

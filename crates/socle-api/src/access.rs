@@ -283,9 +283,21 @@ impl Access {
                 Some(i.ecosystem.clone()),
                 i.auth_strength(),
             ),
-            None => ("anonymous".to_owned(), "unknown".to_owned(), None, "none"),
+            // Unauthenticated: no user at all (never an account name such as `anonymous`, which
+            // the detector would count and sanction like a user), organisation `unknown`,
+            // strength `none`. The detector skips such events; they are counted by reason in
+            // `socle_api_unauthenticated_total`.
+            None => (
+                String::new(),
+                UNAUTHENTICATED_ORGANISATION.to_owned(),
+                None,
+                "none",
+            ),
         };
-        let envelope = Envelope::new(organisation.clone(), Utc::now()).with_actor(user.clone());
+        let mut envelope = Envelope::new(organisation.clone(), Utc::now());
+        if !user.is_empty() {
+            envelope = envelope.with_actor(user.clone());
+        }
         AccessEvent {
             envelope,
             request_id: self.request_id.clone(),
@@ -349,7 +361,18 @@ pub async fn in_force(
     })
 }
 
+/// The organisation recorded for an access without a verified token (not a SIRET; the
+/// detector skips it).
+pub const UNAUTHENTICATED_ORGANISATION: &str = socle_detect::UNAUTHENTICATED_ORGANISATION;
+
+/// A refused token: counted by reason (`socle_api_unauthenticated_total{reason}`, the closed
+/// set of `socle_auth::Error::code`), then the problem.
 fn auth_problem(e: socle_auth::Error) -> Problem {
+    if !e.is_unavailable() {
+        metrics::UNAUTHENTICATED
+            .with_label_values(&[e.code()])
+            .inc();
+    }
     if e.is_unavailable() {
         warn!(error = %e, "cannot verify tokens");
         return Problem::new(

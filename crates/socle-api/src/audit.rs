@@ -31,7 +31,17 @@ pub fn routes(state: AppState) -> Router {
 
 async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let headers = request.headers().clone();
-    let mut access = Access::new(&headers, AUDIT_ACTION, request.uri().path().to_owned());
+    // The path's ids first (400 before anything else); the trail's resource is the route
+    // template with validated ids, never free text from the URL.
+    let resource = match socle_audit::http::route_resource(request.uri().path()) {
+        Ok(resource) => resource,
+        Err(invalid) => {
+            let access = Access::new(&headers, AUDIT_ACTION, invalid.resource);
+            let problem = crate::problem::bad_request(invalid.code, invalid.detail);
+            return access.finish(&state, "/audit", Err(problem)).await;
+        }
+    };
+    let mut access = Access::new(&headers, AUDIT_ACTION, resource);
     match access.authenticate(&state, &headers).await {
         Ok(identity) => {
             let granted = in_force(&state, &identity, AUDIT_ACTION, None)

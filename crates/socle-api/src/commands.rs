@@ -466,10 +466,21 @@ fn allow_event(access: &Access) -> AccessEvent {
             Some(i.ecosystem.clone()),
             i.auth_strength(),
         ),
-        None => ("anonymous".to_owned(), "unknown".to_owned(), None, "none"),
+        // Never reached (an allowed command has a verified caller); as for any access without
+        // one: no user, organisation `unknown` (see `access::UNAUTHENTICATED_ORGANISATION`).
+        None => (
+            String::new(),
+            crate::access::UNAUTHENTICATED_ORGANISATION.to_owned(),
+            None,
+            "none",
+        ),
     };
+    let mut envelope = Envelope::new(organisation.clone(), Utc::now());
+    if !user.is_empty() {
+        envelope = envelope.with_actor(user.clone());
+    }
     AccessEvent {
-        envelope: Envelope::new(organisation.clone(), Utc::now()).with_actor(user.clone()),
+        envelope,
         request_id: access.request_id.clone(),
         user,
         organisation,

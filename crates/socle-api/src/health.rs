@@ -25,10 +25,14 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 .and_then(|r| r.map_err(|e| e.to_string()))
         },
         probe_registry(&state),
+        // The cached keys: no JWKS fetch per call (an unauthenticated caller must not be able
+        // to make the API hammer the IdP). Failing when no usable key is cached and the last
+        // refresh failed; a refresh only when the cache is empty or past its age (single flight,
+        // at most once per `jwks_refresh_min_interval_ms`).
         async {
             state
                 .verifier
-                .refresh()
+                .ensure_keys()
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

@@ -17,6 +17,7 @@ pub mod models;
 mod openapi;
 mod persons;
 mod problem;
+mod serve;
 pub mod services;
 
 use std::sync::Arc;
@@ -166,7 +167,41 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes(state))
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Limits on the API's connections (docs/api.md, "Connection limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request's complete headers must arrive within this time, counted from when the server
+    /// waits for them (the connection opened, or the previous response was sent), however
+    /// slowly the bytes trickle in; else the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress and no byte received or sent for this long is
+    /// closed (an idle keep-alive connection, or one that never sends anything).
+    pub idle_timeout: Duration,
+    /// A request (its body included) must be answered within this time, else `408
+    /// request.timeout` and the connection is closed.
+    pub request_timeout: Duration,
+    /// At most this many connections at once: a connection accepted past it is closed at once
+    /// (counted in `socle_api_connections_refused_total`).
+    pub max_connections: usize,
+    /// At shutdown, how long in-flight requests are given before their connections are closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    /// 10 s to send headers, 5 s idle, 30 s per request, 1024 connections, 30 s to drain.
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests,
+/// with the default [`ServeLimits`].
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -175,9 +210,34 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_router(listener, router(state), ServeLimits::default(), shutdown).await
+}
+
+/// As [`serve`], with `limits`.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(state), limits, shutdown).await
+}
+
+/// Serves `app` on `listener` within `limits` (HTTP/1.1) until `shutdown`
+/// completes, then drains in-flight requests for at most `limits.shutdown_grace`.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve::run(listener, app, limits, shutdown).await
 }
 
 /// How long a health probe waits for each dependency.

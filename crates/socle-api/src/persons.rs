@@ -177,20 +177,36 @@ async fn read_inner(
     query: Result<Query<PurposeQuery>, QueryRejection>,
     access: &mut Access,
 ) -> Result<Response, Problem> {
-    let identity = access.authenticate(state, headers).await?;
-    let Query(q) = query.map_err(|e| bad_request("request.invalid_query", e.body_text()))?;
-    check_purpose(q.purpose.as_deref())?;
+    // The path's id first: 400 before anything else (authentication included).
     let person_id = Uuid::parse_str(raw).map_err(|_| {
         bad_request(
             "person.invalid_id",
             "a person id is a UUID, e.g. 0190f3c2-7a1e-7c4e-9a57-2b1d8c9e0f11",
         )
     })?;
+    let identity = access.authenticate(state, headers).await?;
+    let Query(q) = query.map_err(|e| bad_request("request.invalid_query", e.body_text()))?;
+    check_purpose(q.purpose.as_deref())?;
     let eco = model(state, &identity.ecosystem, access)?;
-    // Is the person in the caller's scope? Asked first (under the ecosystem's role and row-level
-    // security), so that "outside the caseload" and "does not exist" are the same answer.
     let grants =
         crate::access::in_force(state, &identity, "person.read", q.purpose.as_deref()).await?;
+    if grants.is_empty() {
+        // No grant: refused before the person is looked up, so that the answer cannot tell
+        // whether the person exists (no oracle). The caseload is not asked (`true`: the policy
+        // then names what is missing, the habilitation).
+        access
+            .authorize_with(state, &identity, q.purpose.as_deref(), true, grants)
+            .await?;
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "habilitation.none",
+            "No habilitation",
+            "no habilitation in force grants you this action in your ecosystem for this purpose",
+        ));
+    }
+    // Is the person in the caller's scope? Asked before the decision (under the ecosystem's role
+    // and row-level security), so that "outside the caseload" and "does not exist" are the same
+    // answer.
     let terr = grants
         .first()
         .map(|g| g.territories.clone())
@@ -555,10 +571,11 @@ async fn lookup_inner(
     query: Result<Query<PurposeQuery>, QueryRejection>,
     access: &mut Access,
 ) -> Result<Response, Problem> {
+    // The path's NIR first: 400 before anything else.
+    let nir = parse_nir(raw)?;
     let identity = access.authenticate(state, headers).await?;
     let Query(q) = query.map_err(|e| bad_request("request.invalid_query", e.body_text()))?;
     check_purpose(q.purpose.as_deref())?;
-    let nir = parse_nir(raw)?;
     let purpose = q.purpose.as_deref().unwrap_or("");
     access
         .authorize(state, &identity, Some(purpose), false)

@@ -16,6 +16,10 @@
 //!
 //! `from` and `to` are RFC 3339 instants; errors are `application/problem+json` with a stable `code`.
 //!
+//! Path ids are validated before anything else (400 `person.invalid_id`, `audit.invalid_actor`,
+//! `audit.invalid_siret`): the trail's resource is the route template with validated ids
+//! ([`route_resource`]), never free text from the URL (a NIR or a name typed as a person id).
+//!
 //! Every answer says how fresh it is (`"freshness": {positions, lag_entries, as_of, lag_ms}`,
 //! see [`crate::freshness`]; for CSV, `x-socle-lag-entries`, `x-socle-lag-ms`, `x-socle-as-of`
 //! headers). Past the bounds, or when the store has never projected the trail, the answer is
@@ -91,6 +95,113 @@ pub fn router(state: AuditState) -> Router {
         .route("/audit/actors/{user}", get(actor))
         .route("/audit/organisations/{siret}", get(organisation))
         .with_state(state)
+}
+
+/// A path id of an audit route that is not one: answered 400 before anything else, and never
+/// written in the trail (the resource carries `{invalid}` in its place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPath {
+    /// `person.invalid_id`, `audit.invalid_actor` or `audit.invalid_siret`.
+    pub code: &'static str,
+    pub detail: &'static str,
+    /// The route template with `{invalid}` for the refused id.
+    pub resource: String,
+}
+
+const PERSON_ID_DETAIL: &str = "a person id is a UUID, e.g. 0190f3c2-7a1e-7c4e-9a57-2b1d8c9e0f11";
+const ACTOR_DETAIL: &str =
+    "a user id is 1 to 128 printable ASCII characters (as in the tokens' sub)";
+const SIRET_DETAIL: &str = "a SIRET is 14 digits";
+
+/// A person id: a UUID, in its canonical form.
+pub fn person_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw).ok().map(|u| u.to_string())
+}
+
+/// A user id as the tokens' `sub` carries it (1 to 128 printable ASCII characters), and not
+/// something personal typed in its place (anything shaped like a NIR, valid key or not).
+pub fn actor_id(raw: &str) -> Option<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw.bytes().all(|b| b.is_ascii_graphic())
+        && !nir_shaped(raw);
+    ok.then(|| raw.to_owned())
+}
+
+/// 13 or 15 characters of digits (and the `2A`/`2B` of Corsica): a NIR, with or without key.
+fn nir_shaped(s: &str) -> bool {
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    (s.len() == 13 || s.len() == 15)
+        && digits + 1 >= s.len()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'A' | b'B' | b'a' | b'b'))
+}
+
+/// A SIRET: 14 digits.
+pub fn siret(raw: &str) -> Option<String> {
+    (raw.len() == 14 && raw.bytes().all(|b| b.is_ascii_digit())).then(|| raw.to_owned())
+}
+
+fn percent_decoded(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The trail's resource for a request path under `/audit`: the route template with the path's
+/// ids, each validated (a person id is a UUID, a user id a token `sub`, a SIRET 14 digits).
+/// Nothing else from the URL is ever returned: a path of no audit route is `/audit/{unknown}`.
+///
+/// # Errors
+/// [`InvalidPath`] when an id is not one (400 before anything else).
+pub fn route_resource(path: &str) -> Result<String, InvalidPath> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["", "audit", "persons", id, kind @ ("accesses" | "journal" | "timeline")] => {
+            match percent_decoded(id).as_deref().and_then(person_id) {
+                Some(id) => Ok(format!("/audit/persons/{id}/{kind}")),
+                None => Err(InvalidPath {
+                    code: "person.invalid_id",
+                    detail: PERSON_ID_DETAIL,
+                    resource: format!("/audit/persons/{{invalid}}/{kind}"),
+                }),
+            }
+        }
+        ["", "audit", "actors", user] => {
+            match percent_decoded(user).as_deref().and_then(actor_id) {
+                Some(user) => Ok(format!("/audit/actors/{user}")),
+                None => Err(InvalidPath {
+                    code: "audit.invalid_actor",
+                    detail: ACTOR_DETAIL,
+                    resource: "/audit/actors/{invalid}".to_owned(),
+                }),
+            }
+        }
+        ["", "audit", "organisations", s] => match percent_decoded(s).as_deref().and_then(siret) {
+            Some(s) => Ok(format!("/audit/organisations/{s}")),
+            None => Err(InvalidPath {
+                code: "audit.invalid_siret",
+                detail: SIRET_DETAIL,
+                resource: "/audit/organisations/{invalid}".to_owned(),
+            }),
+        },
+        _ => Ok("/audit/{unknown}".to_owned()),
+    }
+}
+
+fn invalid(code: &str, detail: &str) -> Response {
+    problem(StatusCode::BAD_REQUEST, code, detail)
 }
 
 fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
@@ -249,9 +360,13 @@ fn failed(e: Error) -> Response {
 async fn accesses(
     State(s): State<AuditState>,
     auditor: Option<Extension<Auditor>>,
-    Path(person): Path<String>,
+    Path(raw): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
+    // The path's id first: 400 before anything else, and only a valid id goes into the trail.
+    let Some(person) = person_id(&raw) else {
+        return invalid("person.invalid_id", PERSON_ID_DETAIL);
+    };
     let (period, limit) = match admit(
         &s,
         auditor.map(|e| e.0),
@@ -278,9 +393,13 @@ async fn accesses(
 async fn journal(
     State(s): State<AuditState>,
     auditor: Option<Extension<Auditor>>,
-    Path(person): Path<String>,
+    Path(raw): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
+    // The path's id first: 400 before anything else, and only a valid id goes into the trail.
+    let Some(person) = person_id(&raw) else {
+        return invalid("person.invalid_id", PERSON_ID_DETAIL);
+    };
     let (period, limit) = match admit(
         &s,
         auditor.map(|e| e.0),
@@ -307,9 +426,13 @@ async fn journal(
 async fn timeline(
     State(s): State<AuditState>,
     auditor: Option<Extension<Auditor>>,
-    Path(person): Path<String>,
+    Path(raw): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
+    // The path's id first: 400 before anything else, and only a valid id goes into the trail.
+    let Some(person) = person_id(&raw) else {
+        return invalid("person.invalid_id", PERSON_ID_DETAIL);
+    };
     let csv = match p.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -373,9 +496,12 @@ async fn timeline(
 async fn actor(
     State(s): State<AuditState>,
     auditor: Option<Extension<Auditor>>,
-    Path(user): Path<String>,
+    Path(raw): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
+    let Some(user) = actor_id(&raw) else {
+        return invalid("audit.invalid_actor", ACTOR_DETAIL);
+    };
     let (period, limit) = match admit(
         &s,
         auditor.map(|e| e.0),
@@ -402,9 +528,12 @@ async fn actor(
 async fn organisation(
     State(s): State<AuditState>,
     auditor: Option<Extension<Auditor>>,
-    Path(siret): Path<String>,
+    Path(raw): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
+    let Some(siret) = siret(&raw) else {
+        return invalid("audit.invalid_siret", SIRET_DETAIL);
+    };
     let (period, limit) = match admit(
         &s,
         auditor.map(|e| e.0),
@@ -425,5 +554,43 @@ async fn organisation(
     match queries::actor(&s.pool, &Actor::Organisation(siret), period, limit).await {
         Ok(page) => answer(page, freshness),
         Err(e) => failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_validated_ids_reach_the_resource() {
+        let id = "01936b2a-5c00-7000-8000-000000000001";
+        assert_eq!(
+            route_resource(&format!("/audit/persons/{id}/accesses")).unwrap(),
+            format!("/audit/persons/{id}/accesses")
+        );
+        // A NIR and a name typed as a person id: refused, and neither in the resource.
+        let bad = route_resource("/audit/persons/180017512345678%20Jean%20Dupont/accesses");
+        let bad = bad.unwrap_err();
+        assert_eq!(bad.code, "person.invalid_id");
+        assert_eq!(bad.resource, "/audit/persons/{invalid}/accesses");
+        assert_eq!(
+            route_resource("/audit/actors/conseillere.demo").unwrap(),
+            "/audit/actors/conseillere.demo"
+        );
+        for actor in ["Jean%20Dupont", "180017512345678", "2A0017512345678"] {
+            let e = route_resource(&format!("/audit/actors/{actor}")).unwrap_err();
+            assert_eq!(e.resource, "/audit/actors/{invalid}");
+        }
+        assert!(route_resource("/audit/organisations/90000100900019").is_ok());
+        assert_eq!(
+            route_resource("/audit/organisations/Dupont")
+                .unwrap_err()
+                .code,
+            "audit.invalid_siret"
+        );
+        assert_eq!(
+            route_resource("/audit/persons/Jean Dupont/other").unwrap(),
+            "/audit/{unknown}"
+        );
     }
 }

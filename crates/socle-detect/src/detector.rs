@@ -62,6 +62,17 @@ pub struct Observation {
     pub reason: Option<String>,
 }
 
+/// The organisation the API records for an access without a valid token.
+pub const UNAUTHENTICATED_ORGANISATION: &str = "unknown";
+
+impl Observation {
+    /// Whether the access names a verified caller: a user, with an organisation (never the
+    /// `unknown` the API records for an access without a valid token).
+    pub fn is_authenticated(&self) -> bool {
+        !self.user.is_empty() && self.organisation != UNAUTHENTICATED_ORGANISATION
+    }
+}
+
 impl From<&AccessEvent> for Observation {
     fn from(e: &AccessEvent) -> Self {
         Observation {
@@ -225,7 +236,15 @@ impl Detector {
     }
 
     /// Takes one access event into account and returns the alerts it raises.
+    ///
+    /// An unauthenticated access (the API records an empty user and organisation `unknown`;
+    /// older trails named the user `anonymous`, with organisation `unknown`) is nobody's:
+    /// it is not counted for any actor or organisation and never sanctioned (the API counts
+    /// such refusals by reason in `socle_api_unauthenticated_total`).
     pub fn observe(&mut self, o: &Observation) -> Vec<Alert> {
+        if !o.is_authenticated() {
+            return Vec::new();
+        }
         let r = &self.rules;
         let window_us = r.window_secs * 1_000_000;
         let viewing = r.viewing_actions.iter().any(|a| a == &o.action);
@@ -443,6 +462,21 @@ mod tests {
         }
         assert_eq!(suspended_at, Some(101));
         assert_eq!(alerts, 1, "one alert per rule per window");
+    }
+
+    #[test]
+    fn unauthenticated_floods_are_nobodys() {
+        let mut d = Detector::new(Rules::default());
+        for i in 0..2000 {
+            for user in ["", "anonymous"] {
+                let mut o = read(user, i, i as i64 / 10);
+                o.organisation = UNAUTHENTICATED_ORGANISATION.into();
+                o.decision = Decision::Deny;
+                o.reason = Some("auth.missing_token".into());
+                assert!(d.observe(&o).is_empty());
+            }
+        }
+        assert!(d.actors.is_empty() && d.orgs.is_empty());
     }
 
     #[test]

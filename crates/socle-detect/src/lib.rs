@@ -18,7 +18,7 @@ pub mod runner;
 pub mod simulate;
 pub mod store;
 
-pub use detector::{Alert, Detector, Observation, SanctionKind};
+pub use detector::{Alert, Detector, Observation, SanctionKind, UNAUTHENTICATED_ORGANISATION};
 pub use guard::{SanctionGuard, Verdict};
 pub use rules::Rules;
 

@@ -71,6 +71,8 @@ pub struct RunningApi {
     pub base: String,
     pub shutdown: CancellationToken,
     pub idp: Arc<DevIdp>,
+    /// How many times the development IdP's `/jwks.json` was fetched.
+    pub jwks_fetches: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The audience the test API expects.
@@ -145,7 +147,16 @@ pub async fn start_api(
     let issuer = format!("http://{}", idp_listener.local_addr().expect("local addr"));
     let idp = Arc::new(DevIdp::generate(&issuer).expect("dev IdP key"));
     let shutdown = CancellationToken::new();
-    let router = idp.clone().router();
+    let jwks_fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = jwks_fetches.clone();
+    let router = idp.clone().router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            if request.uri().path() == "/jwks.json" {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            next.run(request)
+        },
+    ));
     let token = shutdown.clone();
     tokio::spawn(async move {
         axum_serve(idp_listener, router, token).await;
@@ -219,6 +230,7 @@ pub async fn start_api(
         base,
         shutdown,
         idp,
+        jwks_fetches,
     }
 }
 
