@@ -529,6 +529,27 @@ async fn ending_a_follow_that_is_not_yours_is_refused() {
     )
     .await;
     assert_eq!(r.status(), 202);
+    // Also one that `socle ingest` accepted and the projector has not applied yet.
+    let just_started = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO ingest.follows (follow_id, person_id, organisation, ecosystem) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(just_started)
+    .bind(q)
+    .bind(CE_ORG)
+    .bind(CE)
+    .execute(&pool)
+    .await
+    .expect("claimed");
+    let r = post(
+        &api,
+        &format!("/persons/{q}/follows/{just_started}/end"),
+        &token,
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status(), 202);
     let messages = ingress_messages(&topic).await;
     let ends: Vec<Uuid> = messages
         .iter()
@@ -539,7 +560,11 @@ async fn ending_a_follow_that_is_not_yours_is_refused() {
             _ => None,
         })
         .collect();
-    assert_eq!(ends, vec![of_q], "only the legitimate end is published");
+    assert_eq!(
+        ends,
+        vec![of_q, just_started],
+        "only the legitimate ends are published"
+    );
     let events = trail(&access).await;
     for follow in refused {
         assert!(

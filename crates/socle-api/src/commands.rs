@@ -725,7 +725,9 @@ pub async fn follow_start(
 }
 
 /// A follow is ended only by the organisation that started it, for its own person, in its own
-/// ecosystem (the core state says whose it is; `socle ingest` checks the same again).
+/// ecosystem. Whose it is: the follow ids `socle ingest` accepted (`ingest.follows`, a fraction of
+/// a second after the start was published) and the core state; ingest and the projector check
+/// the same again.
 async fn own_follow(
     state: &AppState,
     follow_id: Uuid,
@@ -733,31 +735,42 @@ async fn own_follow(
     organisation: &str,
     ecosystem: &str,
 ) -> Result<(), Problem> {
-    let owners = socle_store::core::follow_owners(&state.pool, "core", &[follow_id])
-        .await
-        .map_err(|e| {
-            warn!(error = %e, "core state unavailable");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store.unavailable",
-                "Core state unavailable",
-                "the follows cannot be read; retry later",
-            )
-        })?;
-    match owners.get(&follow_id) {
-        Some(o)
-            if o.person_id == person_id
-                && o.ecosystem == ecosystem
-                && socle_store::core::same_organisation(&o.organisation, organisation) =>
-        {
-            Ok(())
-        }
-        _ => Err(Problem::new(
+    let caller = socle_ingest::follows::Owner {
+        person_id,
+        organisation: organisation
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect(),
+        ecosystem: ecosystem.to_owned(),
+    };
+    let claim = socle_ingest::follows::Claim::End {
+        follow_id,
+        by: caller.clone(),
+    };
+    let known = socle_ingest::follows::known(
+        &state.pool,
+        socle_ingest::follows::CORE_SCHEMA,
+        &[Some(claim)],
+    )
+    .await
+    .map_err(|e| {
+        warn!(error = %e, "follows unavailable");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store.unavailable",
+            "Follows unavailable",
+            "the follows cannot be read; retry later",
+        )
+    })?;
+    if known.get(&follow_id) == Some(&caller) {
+        Ok(())
+    } else {
+        Err(Problem::new(
             StatusCode::FORBIDDEN,
             "follow.not_owned",
             "Not your follow",
-            "this follow is not one of your organisation's follows of this person (or does not exist yet)",
-        )),
+            "this follow is not one of your organisation's follows of this person (or does not exist)",
+        ))
     }
 }
 
