@@ -6,7 +6,8 @@
 //! - a path id that is not one (a NIR and a name) is 400 before anything else, on the person
 //!   and the audit routes alike, and the trail holds neither the NIR nor the name;
 //! - an unauthenticated flood is recorded with no user and never makes a sanctionable account;
-//! - `/health` does not fetch the key set on each call.
+//! - `/health` does not fetch the key set on each call;
+//! - a connection that sends its headers slowly is closed at the header-read timeout (item 9).
 
 mod api_support;
 
@@ -294,6 +295,63 @@ async fn health_reads_the_cached_keys() {
         .expect("answers");
     assert_eq!(r.status(), 200);
     assert_eq!(api.jwks_fetches.load(Ordering::SeqCst), 1);
+    api.shutdown.cancel();
+    drop_db(pool, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_closes_a_connection_that_sends_its_headers_slowly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (pool, db) = fresh_db().await;
+    let access = random_topic("it-access").await;
+    let api = start_api(&pool, &access, &brokers(), Duration::from_secs(10)).await;
+    let limit = socle_api::ServeLimits::default().header_read_timeout;
+    let addr = api.base.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    // 20 slowloris connections: one header byte every 500 ms each, never finishing.
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        let (mut r, mut w) = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connects")
+            .into_split();
+        tokio::spawn(async move {
+            let _ = w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+            for _ in 0..200 {
+                if w.write_all(b"X").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        readers.push(tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => return std::time::Instant::now(),
+                    Ok(_) => {}
+                }
+            }
+        }));
+    }
+    for reader in readers {
+        let closed = tokio::time::timeout(limit + Duration::from_secs(5), reader)
+            .await
+            .expect("closed by the server")
+            .expect("task");
+        let held = closed - started;
+        assert!(
+            held >= limit - Duration::from_secs(1) && held < limit + Duration::from_secs(3),
+            "a slow-header connection is held {held:?}, the timeout is {limit:?}"
+        );
+    }
+    // The API still answers.
+    let r = http()
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
     api.shutdown.cancel();
     drop_db(pool, &db).await;
 }
