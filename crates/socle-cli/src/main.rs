@@ -369,8 +369,8 @@ async fn run_projector(settings: &Settings, shutdown: CancellationToken) -> anyh
             models,
             shutdown,
         )
-            .await
-            .context("projector")
+        .await
+        .context("projector")
     })
     .await
 }
