@@ -12,6 +12,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 base="${SOCLE_FIRST_START_BASE:-2}"
 
+# A newcomer's shell: none of the settings of the stack the other tests use (env.sh may have
+# been sourced by the caller) may leak into this one.
+for v in $(compgen -v SOCLE__); do unset "$v"; done
+unset SOCLE_DATA SOCLE_KAFKA_PORT SOCLE_KAFKA_CONTROLLER_PORT SOCLE_PG_PORT SOCLE_BIN
 data="$(mktemp -d "${TMPDIR:-/tmp}/socle-first-start.XXXXXX")"
 export SOCLE_DATA="$data"
 export SOCLE_KAFKA_PORT="${base}9092" SOCLE_KAFKA_CONTROLLER_PORT="${base}9093" SOCLE_PG_PORT="${base}5432"

@@ -83,7 +83,8 @@ run() {
   [[ "${body##*$'\n'}" == 202 ]] || fail "the write was not accepted (HTTP ${body##*$'\n'})"
   local start=$SECONDS seen=0
   for ((i = 0; i < 100; i++)); do
-    if curl -s -H "Authorization: Bearer $token" "$API/persons/$PERSON" | grep -q "$email"; then
+    body="$(curl -s -H "Authorization: Bearer $token" "$API/persons/$PERSON")"
+    if grep -q "$email" <<<"$body"; then
       seen=1
       break
     fi
@@ -145,15 +146,19 @@ if "freshness" in d: print("freshness:", d["freshness"])' "$body"
   echo "answers to 250 reads of people the account does not follow (count, status):"
   echo "$codes"
   suspended=0
+  local status_file
+  status_file="$(mktemp)"
   for ((i = 0; i < 50; i++)); do
-    if $S detect status --user intrus.demo | tee /tmp/socle-walkthrough-status.$$ | grep -q 'suspend'; then
+    # (to a file first: grep -q ending a pipeline early fails it under pipefail)
+    $S detect status --user intrus.demo >"$status_file" 2>&1 || true
+    if grep -q 'suspend' "$status_file"; then
       suspended=1
       break
     fi
     sleep 0.2
   done
-  cat /tmp/socle-walkthrough-status.$$
-  rm -f /tmp/socle-walkthrough-status.$$
+  cat "$status_file"
+  rm -f "$status_file"
   ((suspended)) || fail "the bulk reader was not suspended"
   # Lift it, so that the walkthrough can be run again.
   $S detect lift --user intrus.demo --by walkthrough --reason demo >/dev/null
