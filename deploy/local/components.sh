@@ -88,7 +88,7 @@ cmd_status() {
 try:
     d = json.loads(sys.argv[1])
     print("failing: " + ", ".join(d.get("failing", [])) + "; " + "; ".join(
-        f"{k}: {v.get(\"error\")}" for k, v in d.get("checks", {}).items() if not v.get("ok")))
+        k + ": " + str(v.get("error")) for k, v in d.get("checks", {}).items() if not v.get("ok")))
 except Exception:
     print(sys.argv[1][:200])' "$body")"
           rc=1
