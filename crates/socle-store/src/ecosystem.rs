@@ -89,12 +89,21 @@ pub async fn ensure(tx: &mut Transaction<'_, Postgres>, model: &Model) -> Result
         .iter()
         .map(|(c, t)| format!("{c} {t}, "))
         .collect();
-    let territory = if model.has("residence_departement") {
-        " OR residence_departement = ANY (string_to_array(\
-         nullif(current_setting('socle.territories', true), ''), ','))"
-    } else {
-        ""
-    };
+    // A grant's territories only narrow the caseload, never widen it: with territories set, a
+    // person of the organisation's caseload is reached only when the follow's territory, or
+    // (where the model has them) the residence's département or commune, is one of them.
+    let territories =
+        "string_to_array(nullif(current_setting('socle.territories', true), ''), ',')";
+    let residence: String = [
+        ("residence_departement", "persons.residence_departement"),
+        ("residence_commune", "persons.residence_commune"),
+    ]
+    .iter()
+    .filter(|(c, _)| model.has(c))
+    .map(|(_, col)| format!(" OR {col} = ANY ({territories})"))
+    .collect();
+    let territory =
+        format!(" AND ({territories} IS NULL OR l.territory = ANY ({territories}){residence})");
     let statements = [
         format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
         format!(
@@ -126,7 +135,7 @@ pub async fn ensure(tx: &mut Transaction<'_, Postgres>, model: &Model) -> Result
         format!(
             "CREATE POLICY caseload ON {schema}.persons FOR SELECT TO {role} USING (EXISTS (\
              SELECT 1 FROM {schema}.links l WHERE l.person_id = persons.person_id \
-             AND l.organisation = current_setting('socle.organisation', true)){territory})"
+             AND l.organisation = current_setting('socle.organisation', true){territory}))"
         ),
         format!("DROP POLICY IF EXISTS own_links ON {schema}.links"),
         format!(
