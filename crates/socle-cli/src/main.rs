@@ -394,7 +394,7 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
             jwks_url: auth.jwks_url.clone(),
             mfa_acr_values: auth.mfa_acr_values.clone(),
             refresh_min_interval: Duration::from_millis(auth.jwks_refresh_min_interval_ms),
-            max_key_age: socle_auth::VerifierConfig::DEFAULT_MAX_KEY_AGE,
+            max_key_age: Duration::from_secs(auth.jwks_max_key_age_secs),
             leeway: Duration::from_secs(auth.leeway_secs),
         },
         http.clone(),
@@ -467,11 +467,14 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
     let listener = tokio::net::TcpListener::bind(settings.api.listen)
         .await
         .with_context(|| format!("binding api.listen {}", settings.api.listen))?;
-    info!(listen = %settings.api.listen, "API listening");
+    let limits = settings.api.limits();
+    info!(listen = %settings.api.listen, ?limits, "API listening");
     let stop = shutdown.clone();
-    socle_api::serve(listener, state, async move { stop.cancelled().await })
-        .await
-        .context("API")?;
+    socle_api::serve_with(listener, state, limits, async move {
+        stop.cancelled().await;
+    })
+    .await
+    .context("API")?;
     shutdown.cancel();
     let _ = consumer.await;
     // Access events still queued are delivered before exit.

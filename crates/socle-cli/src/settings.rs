@@ -90,6 +90,29 @@ pub struct Registry {
 #[serde(deny_unknown_fields)]
 pub struct Api {
     pub listen: SocketAddr,
+    /// A request's complete headers must arrive within this (docs/api.md, "Connection limits").
+    pub header_read_timeout_ms: u64,
+    /// A connection with nothing in progress and no byte moving for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A request, body included, not answered within this gets `408 request.timeout`.
+    pub request_timeout_ms: u64,
+    /// Connections open at once; one accepted past it is closed at once.
+    pub max_connections: u32,
+    /// At shutdown, how long in-flight requests are given (0: closed at once).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Api {
+    /// The connection limits `socle serve` applies.
+    pub fn limits(&self) -> socle_api::ServeLimits {
+        socle_api::ServeLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +232,9 @@ pub struct Auth {
     /// (docs/api.md). Empty: every token is a person's.
     pub machine_clients: Vec<String>,
     pub jwks_refresh_min_interval_ms: u64,
+    /// Keys fetched longer ago than this are fetched again before use: a key the IdP withdrew
+    /// stops being trusted within this bound.
+    pub jwks_max_key_age_secs: u64,
     pub leeway_secs: u64,
     pub nir_lookups_per_hour: u32,
     /// The cedar policies (`*.cedar`).
@@ -289,6 +315,29 @@ impl Settings {
         if !self.registry.url.starts_with("http://") && !self.registry.url.starts_with("https://") {
             return bad("registry.url must start with http:// or https://");
         }
+        let api = &self.api;
+        for (key, ms) in [
+            ("header_read_timeout_ms", api.header_read_timeout_ms),
+            ("idle_timeout_ms", api.idle_timeout_ms),
+            ("request_timeout_ms", api.request_timeout_ms),
+        ] {
+            if ms == 0 {
+                return bad(&format!(
+                    "api.{key} must be at least 1 (0 would close every connection at once)"
+                ));
+            }
+        }
+        if api.max_connections == 0 {
+            return bad("api.max_connections must be at least 1 (0 would refuse every connection)");
+        }
+        if self.auth.jwks_max_key_age_secs == 0 {
+            return bad("auth.jwks_max_key_age_secs must be at least 1 (0 would fetch the JWKS for every token)");
+        }
+        if self.auth.jwks_max_key_age_secs.saturating_mul(1000)
+            < self.auth.jwks_refresh_min_interval_ms
+        {
+            return bad("auth.jwks_max_key_age_secs must not be shorter than auth.jwks_refresh_min_interval_ms (the keys would expire before a refresh is allowed)");
+        }
         Ok(())
     }
 
@@ -350,6 +399,45 @@ mod tests {
         let e = Settings::load_from(None, env(&[("SOCLE__PROJECTOR__BATCH_SIZE", "0")]))
             .expect_err("zero batch refused");
         assert!(e.to_string().contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_and_key_age_are_settings_and_impossible_ones_are_refused() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(s.api.limits(), socle_api::ServeLimits::default());
+        assert_eq!(s.auth.jwks_max_key_age_secs, 15 * 60);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SOCLE__API__MAX_CONNECTIONS", "64"),
+                ("SOCLE__API__HEADER_READ_TIMEOUT_MS", "2000"),
+                ("SOCLE__AUTH__JWKS_MAX_KEY_AGE_SECS", "60"),
+            ]),
+        )
+        .expect("overrides load");
+        assert_eq!(s.api.limits().max_connections, 64);
+        assert_eq!(
+            s.api.limits().header_read_timeout,
+            Duration::from_millis(2000)
+        );
+        assert_eq!(s.auth.jwks_max_key_age_secs, 60);
+        let e = Settings::load_from(None, env(&[("SOCLE__API__MAX_CONNECTIONS", "0")]))
+            .expect_err("no connection at all refused");
+        assert!(
+            e.to_string()
+                .contains("api.max_connections must be at least 1"),
+            "{e}"
+        );
+        let e = Settings::load_from(None, env(&[("SOCLE__API__IDLE_TIMEOUT_MS", "0")]))
+            .expect_err("zero idle timeout refused");
+        assert!(
+            e.to_string()
+                .contains("api.idle_timeout_ms must be at least 1"),
+            "{e}"
+        );
+        let e = Settings::load_from(None, env(&[("SOCLE__AUTH__JWKS_MAX_KEY_AGE_SECS", "10")]))
+            .expect_err("keys expiring before a refresh is allowed refused");
+        assert!(e.to_string().contains("auth.jwks_max_key_age_secs"), "{e}");
     }
 
     #[test]
