@@ -30,6 +30,21 @@ impl EcoModel {
         self.model.columns.iter().any(|(c, _)| c == column)
     }
 
+    /// Whether `purpose` itself grants `column` (not only some other purpose of the agreement).
+    pub fn purpose_has(&self, purpose: &str, column: &str) -> bool {
+        self.purposes
+            .get(purpose)
+            .is_some_and(|g| g.iter().any(|c| c == column))
+    }
+
+    /// Whether `purpose` may identify people: it grants an identity field. A non-identifying
+    /// purpose (e.g. `pilotage`) reads aggregates only, never person ids (docs/api.md).
+    pub fn identifying(&self, purpose: &str) -> bool {
+        self.purposes
+            .get(purpose)
+            .is_some_and(|g| g.iter().any(|c| c.starts_with("identity_")))
+    }
+
     /// `row` reduced to `person_id` and the columns `purpose` grants.
     pub fn for_purpose(&self, purpose: &str, row: Map<String, Value>) -> Map<String, Value> {
         let granted = self.purposes.get(purpose);

@@ -236,8 +236,9 @@ async fn read_inner(
             "no such person",
         )
     })?;
-    access.person_ids = vec![person_id.to_string()];
     let purpose = access.purpose.clone().unwrap_or_default();
+    identifying(eco, &purpose)?;
+    access.person_ids = vec![person_id.to_string()];
     Ok(Json(eco.for_purpose(&purpose, row)).into_response())
 }
 
@@ -354,8 +355,11 @@ async fn search_inner(
     access
         .authorize(state, &identity, q.purpose.as_deref(), true)
         .await?;
+    let purpose = access.purpose.clone().unwrap_or_default();
+    identifying(eco, &purpose)?;
     // Only criteria on granted fields: a criterion on a field the agreement does not grant
-    // would let a caller probe it.
+    // would let a caller probe it; one the agreement grants for another purpose only is not
+    // allowed for this one either.
     let mut conds = Vec::new();
     let mut texts = Vec::new();
     for (column, value) in [
@@ -373,6 +377,9 @@ async fn search_inner(
             if !eco.has(column) {
                 return Err(not_granted(column));
             }
+            if !eco.purpose_has(&purpose, column) {
+                return Err(criterion_not_allowed(column, &purpose));
+            }
             texts.push(Some(v));
             conds.push(format!("lower(p.{column}) = lower(${})", texts.len()));
         }
@@ -386,6 +393,9 @@ async fn search_inner(
     if birth.is_some() {
         if !eco.has("identity_birth_date") {
             return Err(not_granted("identity_birth_date"));
+        }
+        if !eco.purpose_has(&purpose, "identity_birth_date") {
+            return Err(criterion_not_allowed("identity_birth_date", &purpose));
         }
         conds.push(format!("p.identity_birth_date = ${}", n + 1));
     } else {
@@ -413,6 +423,31 @@ fn parse_cursor(after: Option<&str>) -> Result<Option<Uuid>, Problem> {
             "after is the `next` of the previous page (a UUID)",
         )
     })
+}
+
+/// Refuses a purpose that may not identify people (it grants no identity field): it reads
+/// aggregates (the indicators), never person ids.
+fn identifying(eco: &EcoModel, purpose: &str) -> Result<(), Problem> {
+    if eco.identifying(purpose) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "purpose.not_identifying",
+        "Purpose does not identify people",
+        format!(
+            "the purpose {purpose:?} grants no identifying field: it reads aggregates only, never person ids"
+        ),
+    ))
+}
+
+fn criterion_not_allowed(column: &str, purpose: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "purpose.criterion_not_allowed",
+        "Criterion not allowed for this purpose",
+        format!("the purpose {purpose:?} does not grant {column}: it cannot be searched for it"),
+    )
 }
 
 fn not_granted(column: &str) -> Problem {
@@ -496,6 +531,7 @@ async fn caseload_inner(
     access
         .authorize(state, &identity, q.purpose.as_deref(), true)
         .await?;
+    identifying(eco, access.purpose.as_deref().unwrap_or_default())?;
     let rows = socle_store::ecosystem::caseload(
         &state.pool,
         &eco.model,
