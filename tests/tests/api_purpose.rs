@@ -18,15 +18,30 @@ async fn a_non_identifying_purpose_reads_no_person_ids() {
     let people = seed(&pool, ECOSYSTEM, ORG, "Purpose", 12, 3).await;
     let until = Utc::now() + chrono::Duration::days(1);
     let actions = ["person.read", "person.search", "caseload.list"];
-    grant_until(&pool, "analyste", ORG, ECOSYSTEM, &actions, "pilotage", until).await;
-    grant_until(&pool, "conseil", ORG, ECOSYSTEM, &actions, "accompagnement", until).await;
+    grant_until(
+        &pool, "analyste", ORG, ECOSYSTEM, &actions, "pilotage", until,
+    )
+    .await;
+    grant_until(
+        &pool,
+        "conseil",
+        ORG,
+        ECOSYSTEM,
+        &actions,
+        "accompagnement",
+        until,
+    )
+    .await;
     let analyst = api.token("analyste", ORG, ECOSYSTEM, true);
     let advisor = api.token("conseil", ORG, ECOSYSTEM, true);
     let http = http();
     let nir = people[0].nir.clone().expect("nir");
     let paths = [
         format!("/persons?nir={nir}&purpose=pilotage"),
-        format!("/persons?family_name={}&purpose=pilotage", people[0].family_name),
+        format!(
+            "/persons?family_name={}&purpose=pilotage",
+            people[0].family_name
+        ),
         "/persons?birth_date=1990-01-01&purpose=pilotage".to_owned(),
         "/caseload?purpose=pilotage".to_owned(),
         format!("/persons/{}?purpose=pilotage", people[0].person_id),
@@ -43,7 +58,10 @@ async fn a_non_identifying_purpose_reads_no_person_ids() {
         assert_eq!(status, 403, "{path}: {body}");
         assert!(body.contains("purpose.not_identifying"), "{path}: {body}");
         for p in &people {
-            assert!(!body.contains(&p.person_id.to_string()), "{path} disclosed an id: {body}");
+            assert!(
+                !body.contains(&p.person_id.to_string()),
+                "{path} disclosed an id: {body}"
+            );
         }
     }
     // The advisor's identifying purpose reaches the same people.
@@ -61,7 +79,10 @@ async fn a_non_identifying_purpose_reads_no_person_ids() {
         let status = r.status().as_u16();
         let body = r.text().await.expect("body");
         assert_eq!(status, 200, "{path}: {body}");
-        assert!(body.contains(&people[0].person_id.to_string()), "{path}: {body}");
+        assert!(
+            body.contains(&people[0].person_id.to_string()),
+            "{path}: {body}"
+        );
     }
     api.shutdown.cancel();
     drop_db(pool, &db).await;
