@@ -233,6 +233,14 @@ impl Access {
                 )
             }
         };
+        let (decision, reason) = match self.spend_budget(state, decision, reason).await {
+            Ok(kept) => kept,
+            Err(problem) => {
+                let code = problem.code.to_owned();
+                response = problem.with_request_id(&self.request_id).into_response();
+                (Decision::Deny, Some(code))
+            }
+        };
         let person_ids = if decision == Decision::Allow {
             self.person_ids.clone()
         } else {
@@ -268,6 +276,61 @@ impl Access {
             .with_label_values(&[route, response.status().as_str()])
             .inc();
         response
+    }
+
+    /// The hard read budget, checked before anything is disclosed: an allowed answer that shows
+    /// people is refused (`429 rate.read_budget`, with `Retry-After`) when the actor's distinct
+    /// people in the window would exceed the budget, and (fail closed) `503 budget.unavailable`
+    /// when the budget cannot be read.
+    async fn spend_budget(
+        &self,
+        state: &AppState,
+        decision: Decision,
+        reason: Option<String>,
+    ) -> Result<(Decision, Option<String>), Problem> {
+        let (Some(budget), Some(identity)) = (state.access.read_budget(), &self.identity) else {
+            return Ok((decision, reason));
+        };
+        if decision != Decision::Allow || self.person_ids.is_empty() {
+            return Ok((decision, reason));
+        }
+        let actor = format!("{}@{}", identity.subject, identity.organisation);
+        match socle_store::budget::admit(
+            &state.pool,
+            &actor,
+            &self.person_ids,
+            budget.max_persons,
+            budget.window,
+        )
+        .await
+        {
+            Ok(socle_store::budget::Admission::Admitted) => Ok((decision, reason)),
+            Ok(socle_store::budget::Admission::Refused { retry_after }) => {
+                tracing::warn!(actor = %actor, persons = self.person_ids.len(), "read budget exhausted: refused");
+                metrics::READ_BUDGET_REFUSALS.inc();
+                Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate.read_budget",
+                    "Read budget exhausted",
+                    format!(
+                        "you were shown {} distinct people in the last {} s, the most allowed: retry after {} s",
+                        budget.max_persons,
+                        budget.window.as_secs(),
+                        retry_after.as_secs()
+                    ),
+                )
+                .with_retry_after(retry_after))
+            }
+            Err(e) => {
+                error!(error = %e, "read budget unreadable: refused (fail closed)");
+                Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "budget.unavailable",
+                    "Read budget unavailable",
+                    "the read budget could not be checked, so nothing is disclosed; retry later",
+                ))
+            }
+        }
     }
 
     fn event(

@@ -65,6 +65,16 @@ pub struct AccessSettings {
     trail: TrailMode,
     /// How far behind the trail the audit store may be for an auditor to be answered.
     audit_freshness: socle_audit::freshness::Bounds,
+    /// The hard read budget: see [`AccessSettings::with_read_budget`].
+    read_budget: Option<ReadBudget>,
+}
+
+/// At most `max_persons` distinct people shown to one actor (user of an organisation) in any
+/// `window`, checked before each disclosure and shared by every API instance (PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudget {
+    pub max_persons: i64,
+    pub window: std::time::Duration,
 }
 
 /// Whether access events are written. Only [`TrailMode::Record`] exists unless the crate is
@@ -86,7 +96,22 @@ impl AccessSettings {
             machine_clients: Vec::new(),
             trail: TrailMode::Record,
             audit_freshness: socle_audit::freshness::Bounds::default(),
+            read_budget: None,
         }
+    }
+
+    /// Turns the hard read budget on (settings `api.read_budget_persons`,
+    /// `api.read_budget_window_secs`): past it the API answers `429 rate.read_budget` with
+    /// `Retry-After`, before anything is disclosed.
+    #[must_use]
+    pub fn with_read_budget(mut self, budget: ReadBudget) -> Self {
+        self.read_budget = Some(budget);
+        self
+    }
+
+    /// See [`AccessSettings::with_read_budget`].
+    pub fn read_budget(&self) -> Option<ReadBudget> {
+        self.read_budget
     }
 
     /// The bounds of the auditors' answers (settings `audit.max_lag_entries`,

@@ -81,3 +81,12 @@ pub static CONNECTIONS_TIMED_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registered once")
 });
+
+/// Disclosures refused by the hard read budget (`429 rate.read_budget`).
+pub static READ_BUDGET_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "socle_api_read_budget_refusals_total",
+        "Disclosures refused because the actor's read budget was exhausted"
+    )
+    .expect("metric registered once")
+});

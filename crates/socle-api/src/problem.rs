@@ -19,6 +19,9 @@ pub struct Problem {
     /// Sent as the `WWW-Authenticate` header (401s), not in the body.
     #[serde(skip)]
     pub www_authenticate: Option<String>,
+    /// Sent as the `Retry-After` header (429s, in whole seconds), not in the body.
+    #[serde(skip)]
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Problem {
@@ -36,11 +39,19 @@ impl Problem {
             code,
             request_id: None,
             www_authenticate: None,
+            retry_after: None,
         }
     }
 
     pub fn with_www_authenticate(mut self, challenge: String) -> Self {
         self.www_authenticate = Some(challenge);
+        self
+    }
+
+    /// Adds a `Retry-After` header (whole seconds, at least 1).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
         self
     }
 
@@ -74,6 +85,12 @@ impl IntoResponse for Problem {
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         response
     }

@@ -451,6 +451,7 @@ async fn run_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
                 auth.nir_lookups_per_hour,
             )
             .with_machine_clients(auth.machine_clients.clone())
+            .with_read_budget(settings.api.read_budget())
             .with_audit_freshness(socle_audit::freshness::Bounds {
                 max_lag_entries: settings.audit.max_lag_entries,
                 max_lag: Duration::from_millis(settings.audit.max_lag_ms),

@@ -100,9 +100,20 @@ pub struct Api {
     pub max_connections: u32,
     /// At shutdown, how long in-flight requests are given (0: closed at once).
     pub shutdown_grace_ms: u64,
+    /// The hard read budget: distinct people one actor may be shown per window.
+    pub read_budget_persons: i64,
+    pub read_budget_window_secs: u64,
 }
 
 impl Api {
+    /// The hard read budget `socle serve` enforces.
+    pub fn read_budget(&self) -> socle_api::ReadBudget {
+        socle_api::ReadBudget {
+            max_persons: self.read_budget_persons,
+            window: Duration::from_secs(self.read_budget_window_secs),
+        }
+    }
+
     /// The connection limits `socle serve` applies.
     pub fn limits(&self) -> socle_api::ServeLimits {
         socle_api::ServeLimits {
@@ -305,6 +316,9 @@ impl Settings {
             .any(|c| c.is_empty() || c.len() > 128 || !c.bytes().all(|b| b.is_ascii_graphic()))
         {
             return bad("auth.machine_clients: each client id is 1 to 128 printable ASCII characters without spaces");
+        }
+        if self.api.read_budget_persons < 1 || self.api.read_budget_window_secs == 0 {
+            return bad("api.read_budget_persons and api.read_budget_window_secs must be at least 1 (the budget cannot be turned off)");
         }
         if self.kafka.delivery_timeout_ms == 0 {
             return bad("kafka.delivery_timeout_ms must be at least 1");

@@ -4,6 +4,7 @@
 //! Everything here can be rebuilt from Kafka except the keys, which must be deletable
 //! (crypto-shredding) and so cannot live in an append-only log.
 
+pub mod budget;
 pub mod core;
 pub mod ecosystem;
 pub mod keys;

@@ -132,6 +132,17 @@ pub async fn start_api(
     brokers: &str,
     delivery: Duration,
 ) -> RunningApi {
+    start_api_with(pool, access_topic, brokers, delivery, None).await
+}
+
+/// As [`start_api`], with the hard read budget on when `budget` is given.
+pub async fn start_api_with(
+    pool: &PgPool,
+    access_topic: &str,
+    brokers: &str,
+    delivery: Duration,
+    budget: Option<socle_api::ReadBudget>,
+) -> RunningApi {
     socle_policy::migrate(pool)
         .await
         .expect("habilitations migrated");
@@ -195,8 +206,8 @@ pub async fn start_api(
         http: reqwest::Client::new(),
         verifier,
         engine: Arc::new(engine),
-        access: Arc::new(
-            socle_api::AccessSettings::new(
+        access: Arc::new({
+            let settings = socle_api::AccessSettings::new(
                 [
                     "person.read",
                     "person.search",
@@ -208,8 +219,12 @@ pub async fn start_api(
                 socle_auth::dev::MFA_ACR.to_owned(),
                 3,
             )
-            .with_machine_clients(vec![MACHINE_CLIENT.to_owned()]),
-        ),
+            .with_machine_clients(vec![MACHINE_CLIENT.to_owned()]);
+            match budget {
+                Some(b) => settings.with_read_budget(b),
+                None => settings,
+            }
+        }),
         nir_limiter: Arc::default(),
         ecosystems: Arc::new(socle_api::models::Ecosystems::new(&models.entries)),
         sanctions: Arc::new(socle_detect::SanctionGuard::new(
