@@ -7,64 +7,9 @@ use std::time::Duration;
 
 use api_support::*;
 use chrono::Utc;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 use socle_domain::Decision;
 
 const ORG: &str = "90000100900019";
-
-/// What the audit projector does, once: every committed entry of `topic` read from the start
-/// (`read_committed`, to the end of each partition) and applied to the store in one batch.
-async fn project_trail(pool: &sqlx::PgPool, topic: &str) -> usize {
-    let (brokers, name) = (brokers(), topic.to_owned());
-    let batch = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = socle_kafka::client_config(&brokers)
-            .set(
-                "group.id",
-                format!("it-audit-{}", uuid::Uuid::new_v4().simple()),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(&name), Duration::from_secs(10))
-            .expect("metadata");
-        let mut tpl = TopicPartitionList::new();
-        let mut open = std::collections::HashSet::new();
-        for p in metadata.topics()[0].partitions() {
-            tpl.add_partition_offset(&name, p.id(), Offset::Beginning)
-                .expect("partition");
-            open.insert(p.id());
-        }
-        consumer.assign(&tpl).expect("assign");
-        let mut batch = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !open.is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "read {name} to its end"
-            );
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => batch.push(m.detach()),
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    open.remove(&p);
-                }
-                Some(Err(e)) => panic!("reading {name}: {e}"),
-                None => {}
-            }
-        }
-        batch
-    })
-    .await
-    .expect("reader");
-    socle_audit::project::apply(pool, &codec(), topic, &batch)
-        .await
-        .expect("projected");
-    batch.len()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auditors_query_the_audit_store_and_are_traced_others_are_refused() {

@@ -201,23 +201,7 @@ async fn kafka_unreachable_and_a_missing_topic_are_waited_out() {
             .is_some_and(|w| w.contains(topic.as_str()))
     })
     .await;
-    {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            socle_kafka::client_config(&brokers())
-                .create()
-                .expect("admin client");
-        for r in admin
-            .create_topics(
-                [&NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-            )
-            .await
-            .expect("Kafka answers")
-        {
-            r.expect("topic created");
-        }
-    }
+    create_topic(&topic, 2).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
         let s = status.state();

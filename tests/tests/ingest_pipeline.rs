@@ -6,75 +6,25 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{brokers, registry_url, topic, unique, TestDb};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use common::{
+    brokers, committed_reader, ingest_config, ingest_topics, registry_url, unique, IngestTopics,
+    TestDb, REFERENTIAL,
+};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::Message;
-use socle_domain::reference::{ReferencePaths, Referential};
 use socle_ingest::canonical::DeadLetter;
 use socle_ingest::ingress::Ingress;
 use socle_ingest::synthetic::{self, Bad};
-use socle_ingest::{IngestConfig, Source, Totals};
+use socle_ingest::{IngestConfig, Totals};
 use tokio_util::sync::CancellationToken;
 
-static REFERENTIAL: LazyLock<Arc<Referential>> = LazyLock::new(|| {
-    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
-        PathBuf::from,
-    );
-    Arc::new(
-        Referential::load(&ReferencePaths::under(&dir))
-            .expect("the referential (reference/) loads"),
-    )
-});
-
-/// Random topics for one test: one ingress topic per operator, persons, dead letters.
-struct Topics {
-    ingress: HashMap<&'static str, String>,
-    persons: String,
-    deadletter: String,
-}
-
-async fn topics() -> Topics {
-    let mut ingress = HashMap::new();
-    for op in socle_domain::person::OPERATORS {
-        ingress.insert(op, topic(&format!("it-ingress-{op}"), 3).await);
-    }
-    Topics {
-        ingress,
-        persons: topic("it-persons", 3).await,
-        deadletter: topic("it-deadletter", 1).await,
-    }
-}
-
-fn config(t: &Topics, group: &str, transactional_id: &str) -> IngestConfig {
-    IngestConfig {
-        brokers: brokers(),
-        registry_url: registry_url(),
-        group: group.to_owned(),
-        transactional_id: transactional_id.to_owned(),
-        group_instance_id: None,
-        sources: t
-            .ingress
-            .iter()
-            .map(|(op, topic)| Source {
-                topic: topic.clone(),
-                operator: (*op).to_owned(),
-            })
-            .collect(),
-        persons_topic: t.persons.clone(),
-        deadletter_topic: t.deadletter.clone(),
-        batch_size: 200,
-        batch_timeout: Duration::from_millis(50),
-        transaction_timeout: Duration::from_secs(20),
-    }
+fn config(t: &IngestTopics, group: &str, transactional_id: &str) -> IngestConfig {
+    ingest_config(t, group, transactional_id, 200)
 }
 
 struct Running {
@@ -162,14 +112,7 @@ struct Read {
 async fn read_all(topic: &str, want: usize, timeout: Duration, settle: Duration) -> Vec<Read> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = socle_kafka::client_config(&brokers())
-            .set("group.id", unique("it-reader"))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[&topic]).expect("subscribe");
+        let consumer = committed_reader("it-reader", &topic);
         let deadline = std::time::Instant::now() + timeout;
         let mut out = Vec::new();
         let mut quiet_since = None;
@@ -255,7 +198,7 @@ async fn assert_lives_once_in_order(events: &[Read], people: usize) {
 #[tokio::test]
 async fn good_events_reach_the_canonical_topic_once_in_order_and_sealed() {
     let db = TestDb::new().await;
-    let t = topics().await;
+    let t = ingest_topics(3, "it-persons").await;
     let ft = &t.ingress["france-travail"];
     let ids = ids(ft).await;
     let p = producer();
@@ -339,7 +282,7 @@ async fn good_events_reach_the_canonical_topic_once_in_order_and_sealed() {
 #[tokio::test]
 async fn a_crash_and_a_restart_mid_stream_neither_lose_nor_duplicate() {
     let db = TestDb::new().await;
-    let t = topics().await;
+    let t = ingest_topics(3, "it-persons").await;
     let ft = &t.ingress["france-travail"];
     let ids = ids(ft).await;
     let p = producer();
@@ -416,7 +359,7 @@ async fn dead_letters(topic: &str, want: usize) -> Vec<DeadLetter> {
 #[tokio::test]
 async fn each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_original_bytes() {
     let db = TestDb::new().await;
-    let t = topics().await;
+    let t = ingest_topics(3, "it-persons").await;
     let ft = &t.ingress["france-travail"];
     let ids = ids(ft).await;
     let id_of = |m: &Ingress| ids[socle_ingest::decode::contract_of(m).name];
@@ -501,7 +444,7 @@ async fn each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_original_by
 #[tokio::test]
 async fn an_operator_cannot_speak_for_another() {
     let db = TestDb::new().await;
-    let t = topics().await;
+    let t = ingest_topics(3, "it-persons").await;
     let ml = &t.ingress["mission-locale"];
     let ids = ids(ml).await;
     let p = producer();
@@ -577,7 +520,7 @@ async fn an_operator_cannot_speak_for_another() {
 #[tokio::test]
 async fn follows_belong_to_their_person_and_organisation() {
     let db = TestDb::new().await;
-    let t = topics().await;
+    let t = ingest_topics(3, "it-persons").await;
     let (ce, ft) = (&t.ingress["cap-emploi"], &t.ingress["france-travail"]);
     let (ce_ids, ft_ids) = (ids(ce).await, ids(ft).await);
     let p = producer();

@@ -9,19 +9,19 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use common::{brokers, codec, registry_url, topic, unique, TestDb};
+use common::{
+    brokers, codec, committed_reader, ingest_config, ingest_topics, registry_url, topic, unique,
+    IngestTopics, TestDb, REFERENTIAL,
+};
 use ed25519_dalek::SigningKey;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use socle_domain::reference::{ReferencePaths, Referential};
 use socle_ingest::synthetic;
-use socle_ingest::{IngestConfig, Source, Totals};
+use socle_ingest::Totals;
 use socle_projector::replay::{self, Source as ReplaySource};
 use socle_seal::sealer::SealerConfig;
 use socle_seal::Range;
@@ -31,64 +31,12 @@ use uuid::Uuid;
 /// Each reader must be done well within this (it used to wait 30 s and fail).
 const PROMPT: Duration = Duration::from_secs(10);
 
-static REFERENTIAL: LazyLock<Arc<Referential>> = LazyLock::new(|| {
-    let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
-        PathBuf::from,
-    );
-    Arc::new(
-        Referential::load(&ReferencePaths::under(&dir))
-            .expect("the referential (reference/) loads"),
-    )
-});
-
 const OPERATOR: &str = "france-travail";
 const PEOPLE: u64 = 20;
 
-struct Topics {
-    ingress: HashMap<&'static str, String>,
-    persons: String,
-    deadletter: String,
-}
-
-async fn topics() -> Topics {
-    let mut ingress = HashMap::new();
-    for op in socle_domain::person::OPERATORS {
-        ingress.insert(op, topic(&format!("it-ingress-{op}"), 1).await);
-    }
-    Topics {
-        ingress,
-        persons: topic("it-persons-tx", 3).await,
-        deadletter: topic("it-deadletter", 1).await,
-    }
-}
-
-fn ingest_config(t: &Topics) -> IngestConfig {
-    IngestConfig {
-        brokers: brokers(),
-        registry_url: registry_url(),
-        group: unique("it-ingest"),
-        transactional_id: unique("it-tx"),
-        group_instance_id: None,
-        sources: t
-            .ingress
-            .iter()
-            .map(|(op, topic)| Source {
-                topic: topic.clone(),
-                operator: (*op).to_owned(),
-            })
-            .collect(),
-        persons_topic: t.persons.clone(),
-        deadletter_topic: t.deadletter.clone(),
-        batch_size: 20,
-        batch_timeout: Duration::from_millis(50),
-        transaction_timeout: Duration::from_secs(20),
-    }
-}
-
 /// Sends persons `range`'s lives (5 messages each) to the operator's ingress topic, framed as
 /// an operator's serializer would.
-async fn send_lives(t: &Topics, range: std::ops::Range<u64>, now: chrono::DateTime<Utc>) {
+async fn send_lives(t: &IngestTopics, range: std::ops::Range<u64>, now: chrono::DateTime<Utc>) {
     let ingress = &t.ingress[OPERATOR];
     let registry = socle_ingest::registry::Registry::new(&registry_url()).expect("registry");
     let mut ids = HashMap::new();
@@ -126,14 +74,7 @@ async fn send_lives(t: &Topics, range: std::ops::Range<u64>, now: chrono::DateTi
 async fn committed(topic: &str, want: usize, timeout: Duration) -> usize {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = socle_kafka::client_config(&brokers())
-            .set("group.id", unique("it-count"))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[&topic]).expect("subscribe");
+        let consumer = committed_reader("it-count", &topic);
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         while Instant::now() < deadline && seen < want {
@@ -260,7 +201,7 @@ async fn replay_as_of_history_verify_and_export_read_transactional_topics_to_the
     socle_seal::migrate(&db.pool)
         .await
         .expect("seal migrations");
-    let t = topics().await;
+    let t = ingest_topics(1, "it-persons-tx").await;
     let now = Utc::now();
 
     // A registration for a person who must never appear: published to a scratch topic for its
@@ -285,7 +226,7 @@ async fn replay_as_of_history_verify_and_export_read_transactional_topics_to_the
     let ingest = {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(socle_ingest::run(
-            ingest_config(&t),
+            ingest_config(&t, &unique("it-ingest"), &unique("it-tx"), 20),
             db.pool.clone(),
             REFERENTIAL.clone(),
             shutdown.clone(),

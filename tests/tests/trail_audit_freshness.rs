@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use socle_audit::freshness::{Bounds, FreshnessCheck, Stale};
 use socle_audit::http::{AuditState, Auditor};
 use socle_domain::{AccessEvent, Decision, Envelope};
@@ -58,55 +55,6 @@ async fn serve(state: AuditState) -> String {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
-}
-
-/// What the audit projector does, once: every committed entry of `topic` read from the start
-/// (`read_committed`, to the end of each partition) and applied to the store in one batch.
-pub async fn project_trail(pool: &sqlx::PgPool, topic: &str) -> usize {
-    let (brokers, name) = (brokers(), topic.to_owned());
-    let batch = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = socle_kafka::client_config(&brokers)
-            .set("group.id", unique("audit-catch-up"))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(&name), Duration::from_secs(10))
-            .expect("metadata");
-        let mut tpl = TopicPartitionList::new();
-        let mut open = std::collections::HashSet::new();
-        for p in metadata.topics()[0].partitions() {
-            tpl.add_partition_offset(&name, p.id(), Offset::Beginning)
-                .expect("partition");
-            open.insert(p.id());
-        }
-        consumer.assign(&tpl).expect("assign");
-        let mut batch = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !open.is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "read {name} to its end"
-            );
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => batch.push(m.detach()),
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    open.remove(&p);
-                }
-                Some(Err(e)) => panic!("reading {name}: {e}"),
-                None => {}
-            }
-        }
-        batch
-    })
-    .await
-    .expect("reader");
-    socle_audit::project::apply(pool, &codec(), topic, &batch)
-        .await
-        .expect("projected");
-    batch.len()
 }
 
 /// The reads among the rows (the auditors' own queries of the person are rows too, once projected).

@@ -2,23 +2,19 @@
 //! then the final state compared with what was published: nothing lost, nothing doubled.
 //! Runs against the real Kafka, PostgreSQL and registry (`make test` exports their addresses).
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
+use common::{create_database, create_topics, env, migrate, socle_command};
 use rand::Rng;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use socle_domain::PersonIdentity;
 use socle_ingest::{Publisher, Registration};
 use socle_kafka::{Codec, EventProducer};
-use sqlx::Connection;
 use uuid::Uuid;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 struct Setup {
     db_url: String,
@@ -28,14 +24,8 @@ struct Setup {
 }
 
 fn socle(s: &Setup, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_socle"));
+    let mut command = socle_command(&s.db_url, args);
     command
-        .args(args)
-        .env("SOCLE__DATABASE__URL", &s.db_url)
-        .env(
-            "SOCLE__AGREEMENTS__DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agreements"),
-        )
         // Any free port: the make-up stack may hold the default one.
         .env("SOCLE__HEALTH__PROJECTOR", "127.0.0.1:0");
     command
@@ -88,38 +78,11 @@ fn registration(n: u32, person_id: Uuid, family_name: &str) -> Registration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
-    let admin_url = env(
-        "SOCLE__DATABASE__URL",
-        "postgres://socle:socle@localhost:5432/socle",
-    );
     let brokers = env("SOCLE__KAFKA__BROKERS", "localhost:9092");
-    let db_name = format!("socle_test_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL answers");
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .await
-        .expect("db");
-    let db_url = format!(
-        "{}/{db_name}",
-        admin_url.rsplit_once('/').expect("db url").0
-    );
+    let (mut admin, db_name, db_url) = create_database().await;
     let pool = socle_store::connect(&db_url, 4).await.expect("connect");
     let topic = format!("it-kill9-{}", Uuid::new_v4().simple());
-    let kafka: AdminClient<DefaultClientContext> = socle_kafka::client_config(&brokers)
-        .create()
-        .expect("admin");
-    for r in kafka
-        .create_topics(
-            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("Kafka answers")
-    {
-        r.expect("topic");
-    }
+    create_topics(&brokers, &[(topic.as_str(), 3)]).await;
     let setup = Setup {
         db_url,
         db_name,
@@ -135,14 +98,7 @@ async fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         "an unmigrated database is refused, naming `socle migrate`: {}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let migrated = socle(&setup, &["migrate"])
-        .output()
-        .expect("socle migrate runs");
-    assert!(
-        migrated.status.success(),
-        "socle migrate: {}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
+    migrate(socle(&setup, &["migrate"]));
     let codec = std::sync::Arc::new(
         Codec::new(&env("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"),
     );

@@ -3,21 +3,18 @@
 //! back at once; with dynamic membership (an empty id) the dead member holds it until the
 //! session timeout (10 s). Runs against the real Kafka, PostgreSQL and registry.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::{create_database, create_topics, env, migrate, socle_command};
 use socle_domain::{AccessEvent, Decision, Envelope};
 use socle_kafka::{AccessTrail, Codec, EventProducer};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 struct Setup {
     db_url: String,
@@ -26,14 +23,8 @@ struct Setup {
 }
 
 fn socle(s: &Setup, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_socle"));
+    let mut command = socle_command(&s.db_url, args);
     command
-        .args(args)
-        .env("SOCLE__DATABASE__URL", &s.db_url)
-        .env(
-            "SOCLE__AGREEMENTS__DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agreements"),
-        )
         .env("SOCLE__TOPICS__ACCESS", &s.access)
         .env("SOCLE__TOPICS__PERSONS", &s.persons)
         // Any free port: the make-up stack may hold the default one.
@@ -133,53 +124,20 @@ async fn restart_after_kill_9(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_static_member_killed_and_restarted_gets_its_partition_back_at_once() {
-    let admin_url = env(
-        "SOCLE__DATABASE__URL",
-        "postgres://socle:socle@localhost:5432/socle",
-    );
     let brokers = env("SOCLE__KAFKA__BROKERS", "localhost:9092");
-    let db_name = format!("socle_test_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL answers");
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .await
-        .expect("db");
-    let db_url = format!(
-        "{}/{db_name}",
-        admin_url.rsplit_once('/').expect("db url").0
-    );
+    let (mut admin, db_name, db_url) = create_database().await;
     let suffix = Uuid::new_v4().simple().to_string();
     let setup = Setup {
         db_url: db_url.clone(),
         access: format!("it-static-access-{suffix}"),
         persons: format!("it-static-persons-{suffix}"),
     };
-    let kafka: AdminClient<DefaultClientContext> = socle_kafka::client_config(&brokers)
-        .create()
-        .expect("admin");
-    for r in kafka
-        .create_topics(
-            [
-                &NewTopic::new(&setup.access, 1, TopicReplication::Fixed(1)),
-                &NewTopic::new(&setup.persons, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("Kafka answers")
-    {
-        r.expect("topic");
-    }
-    let migrated = socle(&setup, &["migrate"])
-        .output()
-        .expect("socle migrate runs");
-    assert!(
-        migrated.status.success(),
-        "socle migrate: {}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
+    create_topics(
+        &brokers,
+        &[(setup.access.as_str(), 1), (setup.persons.as_str(), 1)],
+    )
+    .await;
+    migrate(socle(&setup, &["migrate"]));
     let pool = socle_store::connect(&db_url, 2).await.expect("connect");
     let codec =
         Arc::new(Codec::new(&env("SOCLE__REGISTRY__URL", "http://localhost:8081")).expect("codec"));

@@ -335,15 +335,21 @@ pub async fn grant(pool: &PgPool, user: &str, org: &str, ecosystem: &str) -> Uui
 
 /// Creates a topic with a random name (one partition).
 pub async fn random_topic(prefix: &str) -> String {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let name = format!("{prefix}-{}", Uuid::new_v4().simple());
+    create_topic(&name, 1).await;
+    name
+}
+
+/// Creates the topic `name` with `partitions` partitions.
+pub async fn create_topic(name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         socle_kafka::client_config(&brokers())
             .create()
             .expect("admin client");
     for r in admin
         .create_topics(
-            [&NewTopic::new(&name, 1, TopicReplication::Fixed(1))],
+            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
         )
         .await
@@ -351,7 +357,58 @@ pub async fn random_topic(prefix: &str) -> String {
     {
         r.expect("topic created");
     }
-    name
+}
+
+/// What the audit projector does, once: every committed entry of `topic` read from the start
+/// (`read_committed`, to the end of each partition) and applied to the store in one batch.
+pub async fn project_trail(pool: &PgPool, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::{Offset, TopicPartitionList};
+    let (brokers, name) = (brokers(), topic.to_owned());
+    let batch = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = socle_kafka::client_config(&brokers)
+            .set("group.id", format!("it-audit-{}", Uuid::new_v4().simple()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .expect("metadata");
+        let mut tpl = TopicPartitionList::new();
+        let mut open = std::collections::HashSet::new();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(&name, p.id(), Offset::Beginning)
+                .expect("partition");
+            open.insert(p.id());
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut batch = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !open.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "read {name} to its end"
+            );
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => panic!("reading {name}: {e}"),
+                None => {}
+            }
+        }
+        batch
+    })
+    .await
+    .expect("reader");
+    socle_audit::project::apply(pool, &codec(), topic, &batch)
+        .await
+        .expect("projected");
+    batch.len()
 }
 
 pub fn brokers() -> String {

@@ -209,7 +209,7 @@ where
 #[path = "../api_support/mod.rs"]
 pub mod api_support;
 #[allow(unused_imports)]
-pub use api_support::{grant, grant_until, RunningApi, AUDIENCE, ECOSYSTEM};
+pub use api_support::{grant, grant_until, project_trail, RunningApi, AUDIENCE, ECOSYSTEM};
 
 /// The API on a random loopback port over `db`, trusting a development IdP of its own.
 pub async fn start_api(
@@ -229,4 +229,88 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
+}
+
+/// The referential (`reference/`, or `SOCLE__REFERENCE__DIR`), loaded once.
+pub static REFERENTIAL: std::sync::LazyLock<Arc<socle_domain::reference::Referential>> =
+    std::sync::LazyLock::new(|| {
+        let dir = std::env::var_os("SOCLE__REFERENCE__DIR").map_or_else(
+            || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reference")),
+            std::path::PathBuf::from,
+        );
+        Arc::new(
+            socle_domain::reference::Referential::load(
+                &socle_domain::reference::ReferencePaths::under(&dir),
+            )
+            .expect("the referential (reference/) loads"),
+        )
+    });
+
+/// Random topics for one test of `socle ingest`: one ingress topic per operator, persons, dead
+/// letters.
+pub struct IngestTopics {
+    pub ingress: std::collections::HashMap<&'static str, String>,
+    pub persons: String,
+    pub deadletter: String,
+}
+
+/// Creates the ingest topics: each ingress topic with `ingress_partitions`, persons (named
+/// after `persons_prefix`) with 3, dead letters with 1.
+pub async fn ingest_topics(ingress_partitions: i32, persons_prefix: &str) -> IngestTopics {
+    let mut ingress = std::collections::HashMap::new();
+    for op in socle_domain::person::OPERATORS {
+        ingress.insert(
+            op,
+            topic(&format!("it-ingress-{op}"), ingress_partitions).await,
+        );
+    }
+    IngestTopics {
+        ingress,
+        persons: topic(persons_prefix, 3).await,
+        deadletter: topic("it-deadletter", 1).await,
+    }
+}
+
+/// `socle ingest`'s configuration over `t`: every operator's ingress topic, the test's registry.
+pub fn ingest_config(
+    t: &IngestTopics,
+    group: &str,
+    transactional_id: &str,
+    batch_size: usize,
+) -> socle_ingest::IngestConfig {
+    socle_ingest::IngestConfig {
+        brokers: brokers(),
+        registry_url: registry_url(),
+        group: group.to_owned(),
+        transactional_id: transactional_id.to_owned(),
+        group_instance_id: None,
+        sources: t
+            .ingress
+            .iter()
+            .map(|(op, topic)| socle_ingest::Source {
+                topic: topic.clone(),
+                operator: (*op).to_owned(),
+            })
+            .collect(),
+        persons_topic: t.persons.clone(),
+        deadletter_topic: t.deadletter.clone(),
+        batch_size,
+        batch_timeout: Duration::from_millis(50),
+        transaction_timeout: Duration::from_secs(20),
+    }
+}
+
+/// A consumer of `topic` from its start, in a new group named after `group_prefix`, that sees
+/// committed records only (`isolation.level=read_committed`) and commits nothing.
+pub fn committed_reader(group_prefix: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = socle_kafka::client_config(&brokers())
+        .set("group.id", unique(group_prefix))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
 }
