@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::settings::Settings;
 
-/// The migration sets, in the order they are applied (each crate owns its versions' range).
+/// The migration sets `run` applies (each crate owns its versions' range), for the check.
 fn migrators() -> [(&'static str, &'static sqlx::migrate::Migrator); 5] {
     [
         ("store", socle_store::migrator()),
@@ -33,16 +33,21 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let pool = socle_store::connect(settings.database_url(), settings.database.max_connections)
         .await
         .context("connecting to PostgreSQL (database.url)")?;
+    // Each crate's own migration set, in this order (each skips the others' versions).
+    socle_store::migrate(&pool)
+        .await
+        .context("migrating store")?;
+    socle_policy::migrate(&pool)
+        .await
+        .context("migrating habilitations")?;
+    socle_seal::migrate(&pool).await.context("migrating seal")?;
+    socle_audit::migrate(&pool)
+        .await
+        .context("migrating audit")?;
+    socle_detect::migrate(&pool)
+        .await
+        .context("migrating detect")?;
     for (name, migrator) in migrators() {
-        let mut m = sqlx::migrate::Migrator {
-            migrations: migrator.migrations.clone(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        // Versions of the other sets live in the same table.
-        m.set_ignore_missing(true);
-        m.run(&pool)
-            .await
-            .with_context(|| format!("migrating {name}"))?;
         println!(
             "migrated  {name} ({} migrations)",
             migrator.migrations.len()
